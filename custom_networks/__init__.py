@@ -1,0 +1,5 @@
+"""Network code of the four papers' bundles (referenced from bundle configs as ``custom_networks.<Class>``)."""
+
+from .eas_unet import EASUNet
+
+__all__ = ["EASUNet"]

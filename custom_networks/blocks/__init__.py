@@ -1,0 +1,16 @@
+"""Reusable layers of the four papers' networks."""
+
+from .eas_pyramid import EASPyramid
+from .eca import ECA, eca_kernel_size
+from .output_fusion import OutputFusionHead
+from .separable_conv import DepthwiseSeparableConv, DoubleConv, StandardConv
+
+__all__ = [
+    "ECA",
+    "eca_kernel_size",
+    "DepthwiseSeparableConv",
+    "StandardConv",
+    "DoubleConv",
+    "EASPyramid",
+    "OutputFusionHead",
+]

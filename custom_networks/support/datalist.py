@@ -1,0 +1,68 @@
+"""Reading a Decathlon-style datalist with errors that say what is wrong and what to do."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+
+from monai.data import load_decathlon_datalist
+
+
+class DatalistError(ValueError):
+    """A datalist, or a file it names, cannot be used; the message names the file and the fix."""
+
+
+def _demo_hint(bundle_name: str | None) -> str:
+    if not bundle_name:
+        return "Pass --dataset_dir or --datalist pointing at your own data."
+    return (
+        f"Make the demo data with `python -m scripts.demo_data {bundle_name} --out bundles/{bundle_name}/data` "
+        f"from the repo root, or point the bundle at your own data with --dataset_dir DIR (holding datalist.json) "
+        f"or --datalist FILE."
+    )
+
+
+def load_datalist(
+    datalist: str,
+    key: str = "training",
+    keys: Sequence[str] = ("image", "label"),
+    bundle_name: str | None = None,
+) -> list[dict]:
+    """Load the ``key`` list of a Medical Segmentation Decathlon datalist and check every file exists.
+
+    Paths in the datalist are relative to the datalist's folder (or absolute). Returns a list of dicts
+    with absolute paths for ``keys``. Raises :class:`DatalistError` naming the datalist, the entry and
+    the missing path, before any training or inference starts.
+    """
+    if not os.path.isfile(datalist):
+        raise DatalistError(f"Datalist not found: {os.path.abspath(datalist)}. {_demo_hint(bundle_name)}")
+    try:
+        with open(datalist, encoding="utf-8") as f:
+            content = json.load(f)
+    except json.JSONDecodeError as e:
+        raise DatalistError(f"Datalist {datalist} is not valid JSON ({e}). Fix the file or regenerate it.") from e
+    if not isinstance(content, dict) or key not in content:
+        found = sorted(content) if isinstance(content, dict) else type(content).__name__
+        raise DatalistError(
+            f"Datalist {datalist} has no '{key}' list (found: {found}). "
+            f"Add a '{key}' list of {{{', '.join(repr(k) + ': path' for k in keys)}}} entries."
+        )
+    if not content[key]:
+        raise DatalistError(f"The '{key}' list in datalist {datalist} is empty: add at least one case.")
+    items = load_decathlon_datalist(datalist, is_segmentation=True, data_list_key=key)
+    for i, item in enumerate(items):
+        for k in keys:
+            if k not in item:
+                raise DatalistError(f"Entry {i} of '{key}' in datalist {datalist} has no '{k}' path: {item}.")
+            if not os.path.exists(item[k]):
+                raise DatalistError(
+                    f"Entry {i} of '{key}' in datalist {datalist} names a {k} that does not exist: {item[k]}. "
+                    f"Paths are relative to the datalist's folder; fix the path or the file."
+                )
+    return items
+
+
+def inference_inputs(datalist: str, key: str = "testing", bundle_name: str | None = None) -> list[str]:
+    """The image paths of the ``key`` list of a datalist: the default input of ``inference.json``."""
+    return [item["image"] for item in load_datalist(datalist, key=key, keys=("image",), bundle_name=bundle_name)]
