@@ -1,0 +1,37 @@
+"""Shared fixtures: tiny synthetic data sets and bundle paths."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def bundle_dir(name: str) -> Path:
+    return REPO / "bundles" / name
+
+
+def subprocess_env() -> dict:
+    """Environment for `python -m ...` subprocesses: the repo importable, 2 threads, no colour codes."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(REPO), env.get("PYTHONPATH", "")] if p)
+    env.setdefault("OMP_NUM_THREADS", "2")
+    return env
+
+
+@pytest.fixture(scope="session")
+def knee_data(tmp_path_factory) -> Path:
+    """Four synthetic knee MR volumes (2 training, 1 validation, 1 testing); returns the dataset dir."""
+    from scripts.phantoms.knee_mr import write_knee_dataset
+
+    out = tmp_path_factory.mktemp("knee_data")
+    write_knee_dataset(out, num_volumes=4, seed=0, log=None)
+    return out
+
+
+PYTHON = sys.executable
