@@ -11,10 +11,10 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
-from monai.networks.blocks import Convolution
-from monai.networks.layers.factories import Conv, Norm
+from monai.networks.layers.factories import Conv
 
 from .eca import ECA
+from .separable_conv import StandardConv
 
 __all__ = ["EASPyramid"]
 
@@ -67,12 +67,12 @@ class EASPyramid(nn.Module):
         self.dilations = tuple(int(d) for d in dilations)
 
         self.branch_1x1 = nn.Sequential(
-            self._conv_bn_relu(spatial_dims, channels, branch_channels, kernel_size=1, dilation=1),
+            StandardConv(spatial_dims, channels, branch_channels, kernel_size=1),
             ECA(spatial_dims, branch_channels),
         )
         self.branches_atrous = nn.ModuleList(
             [
-                self._conv_bn_relu(spatial_dims, channels, branch_channels, kernel_size=3, dilation=d)
+                StandardConv(spatial_dims, channels, branch_channels, kernel_size=3, dilation=d)
                 for d in self.dilations
             ]
         )
@@ -80,22 +80,8 @@ class EASPyramid(nn.Module):
         self.pool_act = nn.ReLU()
 
         n_branches = 2 + len(self.dilations)
-        self.project = self._conv_bn_relu(spatial_dims, n_branches * branch_channels, channels, 1, 1)
+        self.project = StandardConv(spatial_dims, n_branches * branch_channels, channels, kernel_size=1)
         self.eca_out = ECA(spatial_dims, channels)
-
-    @staticmethod
-    def _conv_bn_relu(spatial_dims: int, in_ch: int, out_ch: int, kernel_size: int, dilation: int) -> Convolution:
-        return Convolution(
-            spatial_dims=spatial_dims,
-            in_channels=in_ch,
-            out_channels=out_ch,
-            kernel_size=kernel_size,
-            dilation=dilation,
-            bias=False,
-            adn_ordering="NA",
-            norm=Norm.BATCH,
-            act="relu",
-        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         spatial_axes = tuple(range(2, 2 + self.spatial_dims))

@@ -75,7 +75,7 @@ class DepthwiseSeparableConv(nn.Module):
 
 
 class StandardConv(Convolution):
-    """Standard conv unit of the plain U-Net: kxk conv -> BN -> ReLU.
+    """Standard conv unit of the plain U-Net (and the EAS pyramid branches): kxk conv -> BN -> ReLU.
 
     Paper: Bi Mingcheng et al. 2023, "Research on MR Image Segmentation of Knee Cartilage Based on
     Deep Learning", section 2 (base U-Net: two 3x3 convs with ReLU per level). BN is added as in the
@@ -84,12 +84,15 @@ class StandardConv(Convolution):
     Shapes: ``(B, in_channels, *spatial) -> (B, out_channels, *spatial)``.
     """
 
-    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, kernel_size: int = 3) -> None:
+    def __init__(
+        self, spatial_dims: int, in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1
+    ) -> None:
         super().__init__(
             spatial_dims=spatial_dims,
             in_channels=in_channels,
             out_channels=out_channels,
             kernel_size=kernel_size,
+            dilation=dilation,
             bias=False,
             adn_ordering="NA",
             norm=Norm.BATCH,
