@@ -1,5 +1,8 @@
 """Reusable layers of the four papers' networks."""
 
+from .attention import SpatialAttention
+from .attention_fusion import AttentionFusion
+from .dasp import DASP
 from .eas_pyramid import EASPyramid
 from .eca import ECA, eca_kernel_size
 from .output_fusion import OutputFusionHead
@@ -13,4 +16,7 @@ __all__ = [
     "DoubleConv",
     "EASPyramid",
     "OutputFusionHead",
+    "SpatialAttention",
+    "AttentionFusion",
+    "DASP",
 ]
