@@ -1,0 +1,286 @@
+"""Checks of a DICOM series folder, run before MONAI reads it, that name the folder, the fault and the fix.
+
+Why: MONAI's ``ITKReader`` (what ``LoadImaged`` uses for a folder) takes the **first** series it finds
+when a folder holds several, with only a warning, and ITK stacks a series with missing slices as if
+the slices were evenly spaced, so the volume's geometry is silently wrong. Both are common in real
+exports (a localizer or a second reconstruction in the same folder, a slice lost on transfer).
+:func:`check_dicom_series` reads the headers only (``pydicom``, ``stop_before_pixels=True``, a few
+milliseconds per file) and refuses such folders with one clear error; :class:`CheckDicomSeriesd` runs
+it inside a MONAI pipeline, **before** ``LoadImaged``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Hashable, Mapping
+
+import numpy as np
+from monai.config import KeysCollection
+from monai.transforms import MapTransform
+
+__all__ = ["CheckDicomSeriesd", "DicomSeriesError", "check_dicom_series"]
+
+ONE_SERIES_HINT = (
+    "Pass a folder that holds exactly one DICOM series (move each series into its own folder, "
+    "e.g. sorted by SeriesInstanceUID with your PACS export tool, dcm2niix or pydicom)."
+)
+COMPLETE_SERIES_HINT = (
+    "Re-export the complete series from the scanner or PACS; ITK would otherwise stack the slices as if "
+    "they were evenly spaced and the volume's geometry would be wrong."
+)
+
+
+class DicomSeriesError(ValueError):
+    """A folder cannot be read as one complete DICOM series; the message names the folder, the fault and the fix."""
+
+
+def _read_header(path: str):
+    """The header of ``path`` as a pydicom Dataset, or None when it is not a DICOM image file."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except InvalidDicomError:
+        # files written without the 128-byte preamble; accept them only when they look like image slices
+        try:
+            with warnings.catch_warnings():  # a forced read of a non-DICOM file warns about its "VR"
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        except Exception:
+            return None
+        if "SOPInstanceUID" not in ds or "Rows" not in ds:
+            return None
+    except Exception:
+        return None
+    if "Rows" not in ds or "Columns" not in ds:  # DICOMDIR, structured reports, presentation states ...
+        return None
+    return ds
+
+
+def _uid_label(uid: str) -> str:
+    return uid if uid else "(empty SeriesInstanceUID)"
+
+
+def _files(n: int) -> str:
+    return f"{n} file" if n == 1 else f"{n} files"
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def check_dicom_series(
+    folder: str | os.PathLike,
+    max_gap_ratio: float = 1.5,
+    check_instance_numbers: bool = True,
+) -> list[str]:
+    """Check that ``folder`` holds exactly one complete DICOM image series and return its files in slice order.
+
+    Only the files directly in ``folder`` are read (sub-folders are ignored, as ITK's series reader does);
+    files that are not DICOM images (``DICOMDIR``, text files, reports) are skipped.
+
+    Raises :class:`DicomSeriesError` (a ``ValueError``) naming the folder, the fault and the fix when:
+
+    * the folder has no DICOM image files;
+    * it holds more than one series (the message lists each ``SeriesInstanceUID`` with its
+      ``SeriesDescription`` and file count);
+    * slices differ in shape (``Rows`` x ``Columns``), ``ImageOrientationPatient`` or ``PixelSpacing``;
+    * two slices share one position (duplicates);
+    * slices are missing: a step in ``ImagePositionPatient`` along the slice normal larger than
+      ``max_gap_ratio`` times the median step, or (when ``check_instance_numbers``) a step in the sorted
+      ``InstanceNumber`` values larger than ``max_gap_ratio`` times their median step. The message names
+      the positions, instance numbers and files on both sides of each gap.
+
+    A slice missing at either end of the stack cannot be seen from the headers and is not reported.
+
+    Args:
+        folder: a folder holding one DICOM series.
+        max_gap_ratio: a step between neighbouring slices larger than this multiple of the median step is a gap.
+        check_instance_numbers: also look for gaps in ``InstanceNumber``; turn off for exports that
+            renumber or skip instance numbers on purpose.
+
+    Returns:
+        the paths of the series' files, sorted along the slice normal (by ``InstanceNumber`` when positions
+        are absent, then by file name).
+    """
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise DicomSeriesError(f"{folder} is not a folder: pass the folder that holds the DICOM series' files.")
+    names = sorted(n for n in os.listdir(folder) if not n.startswith(".") and os.path.isfile(os.path.join(folder, n)))
+    headers = {}
+    for n in names:
+        ds = _read_header(os.path.join(folder, n))
+        if ds is not None:
+            headers[os.path.join(folder, n)] = ds
+    if not headers:
+        subfolders = sorted(n for n in os.listdir(folder) if os.path.isdir(os.path.join(folder, n)))
+        inside = f"; it has sub-folders {subfolders[:5]}{' ...' if len(subfolders) > 5 else ''}" if subfolders else ""
+        raise DicomSeriesError(
+            f"No DICOM image files in {folder} ({_files(len(names))}, none readable as a DICOM image{inside}). "
+            "Point the datalist at the folder that holds the series' slices (not its parent), "
+            "or convert the scan to NIfTI first."
+        )
+
+    # 1. exactly one series
+    by_series: dict[str, list[str]] = defaultdict(list)
+    for path, ds in headers.items():
+        by_series[str(ds.get("SeriesInstanceUID", "") or "")].append(path)
+    if len(by_series) > 1:
+        lines = []
+        for uid, paths in sorted(by_series.items(), key=lambda kv: -len(kv[1])):
+            ds = headers[paths[0]]
+            desc = str(ds.get("SeriesDescription", "") or "(no SeriesDescription)")
+            number = ds.get("SeriesNumber", None)
+            number = f", SeriesNumber {number}" if number not in (None, "") else ""
+            example = os.path.basename(paths[0])
+            lines.append(f"  - {_uid_label(uid)}: '{desc}'{number}, {_files(len(paths))} (e.g. {example})")
+        raise DicomSeriesError(
+            f"{folder} holds {len(by_series)} DICOM series; MONAI's ITK reader would silently read only one of them:\n"
+            + "\n".join(lines)
+            + f"\n{ONE_SERIES_HINT}"
+        )
+
+    paths = list(headers)
+    # 2. consistent slice geometry
+    _check_same(folder, headers, "shape (Rows x Columns)", lambda ds: (int(ds.Rows), int(ds.Columns)))
+    has_iop = all("ImageOrientationPatient" in ds for ds in headers.values())
+    if has_iop:
+        _check_same(
+            folder,
+            headers,
+            "orientation (ImageOrientationPatient)",
+            lambda ds: tuple(np.round(np.asarray(ds.ImageOrientationPatient, float), 3).tolist()),
+        )
+    if all("PixelSpacing" in ds for ds in headers.values()):
+        _check_same(
+            folder,
+            headers,
+            "pixel spacing (PixelSpacing)",
+            lambda ds: tuple(np.round(np.asarray(ds.PixelSpacing, float), 4).tolist()),
+        )
+    if len(paths) == 1:
+        return paths
+
+    # 3. slice positions along the normal: duplicates and gaps
+    def instance(p):
+        v = headers[p].get("InstanceNumber", None)
+        return int(v) if v not in (None, "") else None
+
+    has_ipp = has_iop and all("ImagePositionPatient" in ds for ds in headers.values())
+    if has_ipp:
+        iop = np.asarray(headers[paths[0]].ImageOrientationPatient, float)
+        normal = np.cross(iop[:3], iop[3:])
+        pos = {p: float(np.dot(np.asarray(headers[p].ImagePositionPatient, float), normal)) for p in paths}
+        paths.sort(key=lambda p: (pos[p], instance(p) or 0, p))
+        z = np.array([pos[p] for p in paths])
+        steps = np.diff(z)
+        median = float(np.median(steps))
+        dup = [i for i, s in enumerate(steps) if s <= max(1e-3, 1e-3 * median)]
+        if dup:
+            pairs = "; ".join(
+                f"{os.path.basename(paths[i])} and {os.path.basename(paths[i + 1])} at {_fmt(z[i])} mm" for i in dup[:5]
+            )
+            raise DicomSeriesError(
+                f"{folder}: {len(dup)} pair(s) of slices share one position along the slice normal ({pairs}"
+                f"{'; ...' if len(dup) > 5 else ''}). The folder mixes duplicate files or two acquisitions of "
+                f"one series. {ONE_SERIES_HINT}"
+            )
+        gaps = [i for i, s in enumerate(steps) if s > max_gap_ratio * median]
+        if gaps:
+            parts = []
+            for i in gaps[:5]:
+                a, b = paths[i], paths[i + 1]
+                parts.append(
+                    f"between {_fmt(z[i])} mm (InstanceNumber {instance(a)}, {os.path.basename(a)}) and "
+                    f"{_fmt(z[i + 1])} mm (InstanceNumber {instance(b)}, {os.path.basename(b)}): "
+                    f"a step of {_fmt(steps[i])} mm, about {round(steps[i] / median) - 1} slice(s) missing"
+                )
+            raise DicomSeriesError(
+                f"{folder}: slices are missing. The median slice step is {_fmt(median)} mm along the slice "
+                f"normal, but there is a gap " + "; ".join(parts) + ("; ..." if len(gaps) > 5 else "") + ". "
+                + COMPLETE_SERIES_HINT
+            )
+    else:
+        paths.sort(key=lambda p: (instance(p) or 0, p))
+
+    if check_instance_numbers and all(instance(p) is not None for p in paths):
+        numbers = sorted(instance(p) for p in paths)
+        counts = Counter(numbers)
+        repeated = sorted(n for n, c in counts.items() if c > 1)
+        if repeated and not has_ipp:
+            raise DicomSeriesError(
+                f"{folder}: InstanceNumber(s) {repeated[:10]} occur more than once and the slices carry no "
+                f"ImagePositionPatient to order them. {ONE_SERIES_HINT}"
+            )
+        unique = sorted(counts)
+        if len(unique) > 1:
+            steps_n = np.diff(unique)
+            median_n = float(np.median(steps_n))
+            gaps_n = [i for i, s in enumerate(steps_n) if s > max_gap_ratio * median_n]
+            if gaps_n:
+                parts = [f"from {unique[i]} to {unique[i + 1]}" for i in gaps_n[:10]]
+                raise DicomSeriesError(
+                    f"{folder}: slices are missing: the InstanceNumbers jump "
+                    + ", ".join(parts)
+                    + ("; ..." if len(gaps_n) > 10 else "")
+                    + f" (median step {_fmt(median_n)}). {COMPLETE_SERIES_HINT} If the numbering skips on "
+                    "purpose and the positions are complete, pass check_instance_numbers=False."
+                )
+    return paths
+
+
+def _check_same(folder: str, headers: Mapping, what: str, value) -> None:
+    groups: dict = defaultdict(list)
+    for path, ds in headers.items():
+        groups[value(ds)].append(path)
+    if len(groups) > 1:
+        lines = [
+            f"  - {v}: {_files(len(ps))} (e.g. {os.path.basename(ps[0])})"
+            for v, ps in sorted(groups.items(), key=lambda kv: -len(kv[1]))
+        ]
+        raise DicomSeriesError(
+            f"{folder}: the slices differ in {what}, so they do not stack into one volume:\n"
+            + "\n".join(lines)
+            + f"\n{ONE_SERIES_HINT} Remove localizer/scout images and other reconstructions from the folder."
+        )
+
+
+class CheckDicomSeriesd(MapTransform):
+    """Run :func:`check_dicom_series` on every key whose value is a folder; files pass unchanged.
+
+    Put it **before** ``LoadImaged`` in CT configs, so that a folder with several series or missing slices
+    stops the run with a clear error instead of being read wrongly::
+
+        {"_target_": "custom_networks.support.dicom.CheckDicomSeriesd", "keys": ["image"]},
+        {"_target_": "LoadImaged", "keys": ["image", "label"], "reader": "ITKReader", "image_only": true}
+
+    The data dict is returned unchanged (the paths stay paths). Place it inside the cached part of a
+    ``CacheDataset`` pipeline, or accept reading each folder's headers once per epoch (about 1-2 ms a file).
+
+    Args:
+        keys: keys whose values may be DICOM series folders.
+        max_gap_ratio, check_instance_numbers: passed to :func:`check_dicom_series`.
+        allow_missing_keys: skip keys that are absent (inference has no label).
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        max_gap_ratio: float = 1.5,
+        check_instance_numbers: bool = True,
+        allow_missing_keys: bool = True,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.max_gap_ratio = max_gap_ratio
+        self.check_instance_numbers = check_instance_numbers
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            value = d[key]
+            if isinstance(value, (str, os.PathLike)) and os.path.isdir(value):
+                check_dicom_series(value, self.max_gap_ratio, self.check_instance_numbers)
+        return d
