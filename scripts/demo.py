@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 # Small widths so the demo trains in minutes on 2 CPU cores; the bundles default to the papers' widths.
 DEMO_OVERRIDES = {
-    "knee_eas_unet": {"network_def#features": "[16,32,64,128,256]", "val_interval": "5"},
+    "knee_eas_unet": {"network_def#features": "[16,32,64,128,256]"},
 }
 
 
@@ -41,13 +41,14 @@ def main(bundle: str = "knee_eas_unet", out: str = "demo_output", epochs: int = 
     data, models, evals, outputs = root / "data", root / "models", root / "eval", root / "outputs"
     configs = REPO / "bundles" / bundle / "configs"
     common = [f"--{k}={v}" for k, v in DEMO_OVERRIDES[bundle].items()]
+    val_interval = min(5, epochs)  # model.pt is written at validation: validate at least once
     paths = [f"--dataset_dir={data}", f"--ckpt_dir={models}"]
     py = sys.executable
     start = time.time()
     if not (data / "datalist.json").is_file():
         _run([py, "-m", "scripts.demo_data", bundle, f"--out={data}"])
     _run([py, "-m", "monai.bundle", "run", f"--config_file={configs / 'train.json'}", *paths,
-          f"--output_dir={evals / 'train'}", f"--max_epochs={epochs}", *common])
+          f"--output_dir={evals / 'train'}", f"--max_epochs={epochs}", f"--val_interval={val_interval}", *common])
     _run([py, "-m", "monai.bundle", "run",
           f"--config_file=['{configs / 'train.json'}','{configs / 'evaluate.json'}']", *paths,
           f"--output_dir={evals}", *common])

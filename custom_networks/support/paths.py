@@ -51,10 +51,10 @@ def resolve_bundle_root(bundle_name: str) -> str:
 def require_weights(path: str) -> str:
     """Return ``path`` if trained weights exist there, else raise an error that says how to get them."""
     if not os.path.isfile(path):
-        bundle = Path(path).resolve().parent.parent
         raise FileNotFoundError(
             f"No trained weights at {path}. Train the bundle first (python -m monai.bundle run --config_file "
-            f"{bundle / 'configs' / 'train.json'}), or pass --ckpt_dir / --bundle_root pointing at a folder "
-            "whose models/model.pt holds the weights."
+            "bundles/<name>/configs/train.json); training writes models/model.pt at the first validation "
+            "(every val_interval epochs), so max_epochs must reach val_interval. Or pass --ckpt_dir (or "
+            "--bundle_root) pointing at the folder that holds model.pt."
         )
     return path
