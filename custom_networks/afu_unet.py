@@ -7,12 +7,13 @@ Bones Based on Improved U-Net", Computer Systems & Applications 31(10): 134-141.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
 from monai.networks.layers.factories import Conv, Pool
 
+from .base import PaperUNet
 from .blocks.attention_fusion import AttentionFusion
 from .blocks.dasp import DASP
 from .blocks.separable_conv import DoubleConv
@@ -21,7 +22,7 @@ from .eas_unet import UpStage
 __all__ = ["AFUNet"]
 
 
-class AFUNet(nn.Module):
+class AFUNet(PaperUNet):
     """AFU-Net for 2D (or 3D) binary bone segmentation, with flags for the ablation rows.
 
     Paper: Liu Jinhui et al. 2022, "CT Image Segmentation of Lower Limb Bones Based on Improved
@@ -88,7 +89,6 @@ class AFUNet(nn.Module):
             raise ValueError(f"features needs at least 2 levels (one pooling), got {features}.")
         self.spatial_dims = spatial_dims
         self.features = features
-        self.size_multiple = 2 ** (len(features) - 1)
 
         # Encoder, top to bottom: two conv-BN-ReLU units per level; max pooling between levels.
         encoder = [DoubleConv(spatial_dims, in_channels, features[0], separable=False)]
@@ -114,28 +114,8 @@ class AFUNet(nn.Module):
 
         self.head = Conv[Conv.CONV, spatial_dims](features[0], out_channels, kernel_size=1)
 
-    @classmethod
-    def from_ablation(cls, name: str, **kwargs: Any) -> AFUNet:
-        """Build one row of the paper's Table 3 by name (see ``ABLATIONS``); ``kwargs`` set the other arguments."""
-        if name not in cls.ABLATIONS:
-            raise ValueError(f"unknown ablation {name!r}; choose one of {sorted(cls.ABLATIONS)}.")
-        return cls(**{**kwargs, **cls.ABLATIONS[name]})
-
-    def _check_input(self, x: torch.Tensor) -> None:
-        if x.ndim != self.spatial_dims + 2:
-            raise ValueError(
-                f"AFUNet(spatial_dims={self.spatial_dims}) expects a {self.spatial_dims + 2}D input "
-                f"(B, C, *spatial), got shape {tuple(x.shape)}."
-            )
-        spatial = tuple(x.shape[2:])
-        if any(s % self.size_multiple != 0 for s in spatial):
-            raise ValueError(
-                f"AFUNet input spatial size {spatial} is not divisible by {self.size_multiple} "
-                f"(= 2 ** {len(self.features) - 1} poolings); pad or crop it to a multiple of {self.size_multiple}."
-            )
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x)
+        self.check_input(x)
         skips = []
         for stage in self.encoder[:-1]:
             x = stage(x)

@@ -7,12 +7,13 @@ Learning", Software Engineering and Applications 12(2), DOI 10.12677/sea.2023.12
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
 from monai.networks.layers.factories import Conv, Pool
 
+from .base import PaperUNet
 from .blocks.eas_pyramid import EASPyramid
 from .blocks.output_fusion import OutputFusionHead
 from .blocks.separable_conv import DoubleConv
@@ -49,7 +50,7 @@ class UpStage(nn.Module):
         return self.conv(torch.cat([skip, self.up(x)], dim=1))
 
 
-class EASUNet(nn.Module):
+class EASUNet(PaperUNet):
     """EAS U-Net for 2D (or 3D) segmentation, with flags for the ablation rows.
 
     Paper: Bi Mingcheng et al. 2023, "Research on MR Image Segmentation of Knee Cartilage Based on
@@ -120,7 +121,6 @@ class EASUNet(nn.Module):
         self.spatial_dims = spatial_dims
         self.features = features
         self.deep_supervision = deep_supervision
-        self.size_multiple = 2 ** (len(features) - 1)
 
         # Encoder, top to bottom: one DoubleConv per level; max pooling between levels.
         encoder = [
@@ -157,28 +157,8 @@ class EASUNet(nn.Module):
         else:
             self.head = Conv[Conv.CONV, spatial_dims](features[0], out_channels, kernel_size=1)
 
-    @classmethod
-    def from_ablation(cls, name: str, **kwargs: Any) -> EASUNet:
-        """Build one ablation row by name (see ``ABLATIONS``); ``kwargs`` set the other arguments."""
-        if name not in cls.ABLATIONS:
-            raise ValueError(f"unknown ablation {name!r}; choose one of {sorted(cls.ABLATIONS)}.")
-        return cls(**{**kwargs, **cls.ABLATIONS[name]})
-
-    def _check_input(self, x: torch.Tensor) -> None:
-        if x.ndim != self.spatial_dims + 2:
-            raise ValueError(
-                f"EASUNet(spatial_dims={self.spatial_dims}) expects a {self.spatial_dims + 2}D input "
-                f"(B, C, *spatial), got shape {tuple(x.shape)}."
-            )
-        spatial = tuple(x.shape[2:])
-        if any(s % self.size_multiple != 0 for s in spatial):
-            raise ValueError(
-                f"EASUNet input spatial size {spatial} is not divisible by {self.size_multiple} "
-                f"(= 2 ** {len(self.features) - 1} poolings); pad or crop it to a multiple of {self.size_multiple}."
-            )
-
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        self._check_input(x)
+        self.check_input(x)
         skips = []
         for stage in self.encoder[:-1]:
             x = stage(x)

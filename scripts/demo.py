@@ -1,6 +1,6 @@
 """Quick-start demo: make demo data, train briefly on CPU, evaluate, infer, and say where the outputs are.
 
-    python -m scripts.demo knee_eas_unet [--out demo_output] [--epochs 20]
+    python -m scripts.demo knee_eas_unet [--out demo_output] [--epochs 40]
 
 Runs the same `python -m monai.bundle run` commands a user types (printed before each step), with
 small-network overrides so it finishes in minutes on a laptop CPU. Everything it writes goes under
@@ -30,7 +30,7 @@ def _run(cmd: list[str]) -> None:
     subprocess.run(cmd, cwd=REPO, check=True)
 
 
-def main(bundle: str = "knee_eas_unet", out: str = "demo_output", epochs: int = 20) -> None:
+def main(bundle: str = "knee_eas_unet", out: str = "demo_output", epochs: int = 40) -> None:
     """Build the demo data for ``bundle``, train ``epochs`` epochs, evaluate on the testing split, infer.
 
     Prints the paths of the weights, metrics, overlays and label maps.

@@ -1,0 +1,48 @@
+"""What every paper U-Net here shares: ablation presets by name and an input-size check."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torch.nn as nn
+
+
+class PaperUNet(nn.Module):
+    """Base for the papers' U-Nets: ``ABLATIONS`` presets, ``from_ablation`` and ``check_input``.
+
+    Subclasses fill ``ABLATIONS`` (row name -> constructor flags, the paper's ablation table) and set
+    ``self.spatial_dims`` and ``self.features`` in ``__init__``; inputs must be ``(B, C, *spatial)``
+    with every spatial size divisible by ``2 ** (len(features) - 1)`` (one halving per pooling).
+    """
+
+    ABLATIONS: ClassVar[dict[str, dict[str, bool]]] = {}
+    spatial_dims: int
+    features: tuple[int, ...]
+
+    @property
+    def size_multiple(self) -> int:
+        """The multiple every spatial input size must be: 2 ** number of poolings."""
+        return 2 ** (len(self.features) - 1)
+
+    @classmethod
+    def from_ablation(cls, name: str, **kwargs: Any) -> PaperUNet:
+        """Build one ablation row by name (see ``ABLATIONS``); ``kwargs`` set the other arguments."""
+        if name not in cls.ABLATIONS:
+            raise ValueError(f"unknown ablation {name!r}; choose one of {sorted(cls.ABLATIONS)}.")
+        return cls(**{**kwargs, **cls.ABLATIONS[name]})
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise a ValueError naming the shape when ``x`` is not a valid input."""
+        name = type(self).__name__
+        if x.ndim != self.spatial_dims + 2:
+            raise ValueError(
+                f"{name}(spatial_dims={self.spatial_dims}) expects a {self.spatial_dims + 2}D input "
+                f"(B, C, *spatial), got shape {tuple(x.shape)}."
+            )
+        spatial = tuple(x.shape[2:])
+        if any(s % self.size_multiple != 0 for s in spatial):
+            raise ValueError(
+                f"{name} input spatial size {spatial} is not divisible by {self.size_multiple} "
+                f"(= 2 ** {len(self.features) - 1} poolings); pad or crop it to a multiple of {self.size_multiple}."
+            )
