@@ -83,12 +83,8 @@ class AFUNet(PaperUNet):
         se_reduction: int = 16,
         af_branch_conv: bool = True,
     ) -> None:
-        super().__init__()
-        features = tuple(int(f) for f in features)
-        if len(features) < 2:
-            raise ValueError(f"features needs at least 2 levels (one pooling), got {features}.")
-        self.spatial_dims = spatial_dims
-        self.features = features
+        super().__init__(spatial_dims, features)
+        features = self.features
 
         # Encoder, top to bottom: two conv-BN-ReLU units per level; max pooling between levels.
         encoder = [DoubleConv(spatial_dims, in_channels, features[0], separable=False)]

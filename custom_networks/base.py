@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -11,14 +12,20 @@ import torch.nn as nn
 class PaperUNet(nn.Module):
     """Base for the papers' U-Nets: ``ABLATIONS`` presets, ``from_ablation`` and ``check_input``.
 
-    Subclasses fill ``ABLATIONS`` (row name -> constructor flags, the paper's ablation table) and set
-    ``self.spatial_dims`` and ``self.features`` in ``__init__``; inputs must be ``(B, C, *spatial)``
+    Subclasses fill ``ABLATIONS`` (row name -> constructor flags, the paper's ablation table) and call
+    ``super().__init__(spatial_dims, features)``, which checks and stores both; inputs must be ``(B, C, *spatial)``
     with every spatial size divisible by ``2 ** (len(features) - 1)`` (one halving per pooling).
     """
 
     ABLATIONS: ClassVar[dict[str, dict[str, bool]]] = {}
-    spatial_dims: int
-    features: tuple[int, ...]
+
+    def __init__(self, spatial_dims: int, features: Sequence[int]) -> None:
+        super().__init__()
+        features = tuple(int(f) for f in features)
+        if len(features) < 2:
+            raise ValueError(f"features needs at least 2 levels (one pooling), got {features}.")
+        self.spatial_dims = spatial_dims
+        self.features = features
 
     @property
     def size_multiple(self) -> int:

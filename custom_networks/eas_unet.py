@@ -114,12 +114,8 @@ class EASUNet(PaperUNet):
         ds_first_layer: bool = False,
         negative_slope: float = 0.01,
     ) -> None:
-        super().__init__()
-        features = tuple(int(f) for f in features)
-        if len(features) < 2:
-            raise ValueError(f"features needs at least 2 levels (one pooling), got {features}.")
-        self.spatial_dims = spatial_dims
-        self.features = features
+        super().__init__(spatial_dims, features)
+        features = self.features
         self.deep_supervision = deep_supervision
 
         # Encoder, top to bottom: one DoubleConv per level; max pooling between levels.
