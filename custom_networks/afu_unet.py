@@ -111,13 +111,7 @@ class AFUNet(PaperUNet):
         self.head = Conv[Conv.CONV, spatial_dims](features[0], out_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        skips = []
-        for stage in self.encoder[:-1]:
-            x = stage(x)
-            skips.append(x)
-            x = self.pool(x)
-        x = self.dasp(self.encoder[-1](x))
+        x, skips = self.encode(x, self.dasp)
         for stage, skip in zip(self.decoder, skips[::-1]):
             x = stage(x, skip)
         return self.head(x)

@@ -15,6 +15,7 @@ class PaperUNet(nn.Module):
     Subclasses fill ``ABLATIONS`` (row name -> constructor flags, the paper's ablation table) and call
     ``super().__init__(spatial_dims, features)``, which checks and stores both; inputs must be ``(B, C, *spatial)``
     with every spatial size divisible by ``2 ** (len(features) - 1)`` (one halving per pooling).
+    ``encode`` expects ``self.encoder`` (one module per level) and ``self.pool``.
     """
 
     ABLATIONS: ClassVar[dict[str, dict[str, bool]]] = {}
@@ -38,6 +39,19 @@ class PaperUNet(nn.Module):
         if name not in cls.ABLATIONS:
             raise ValueError(f"unknown ablation {name!r}; choose one of {sorted(cls.ABLATIONS)}.")
         return cls(**{**kwargs, **cls.ABLATIONS[name]})
+
+    def encode(self, x: torch.Tensor, bottom: nn.Module) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Run ``self.encoder`` levels with ``self.pool`` between them and ``bottom`` on the deepest one.
+
+        Returns the bottom features and the skip features of the upper levels, top to bottom.
+        """
+        self.check_input(x)
+        skips = []
+        for stage in self.encoder[:-1]:
+            x = stage(x)
+            skips.append(x)
+            x = self.pool(x)
+        return bottom(self.encoder[-1](x)), skips
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a ValueError naming the shape when ``x`` is not a valid input."""

@@ -154,13 +154,7 @@ class EASUNet(PaperUNet):
             self.head = Conv[Conv.CONV, spatial_dims](features[0], out_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        self.check_input(x)
-        skips = []
-        for stage in self.encoder[:-1]:
-            x = stage(x)
-            skips.append(x)
-            x = self.pool(x)
-        x = self.eas(self.encoder[-1](x))
+        x, skips = self.encode(x, self.eas)
 
         decoder_outputs = []
         for stage, skip in zip(self.decoder, skips[::-1]):
