@@ -8,8 +8,9 @@ forward+backward+update, validation excluded; checked at the end of each epoch),
 ``--val_interval`` epochs and once more at the end, and the best validation checkpoint is evaluated
 on the datalist's ``testing`` split. On a 2-core CPU the networks differ up to 10x in step time, so a
 fixed time budget (what a user with this machine has) gives the slow ones fewer iterations: the
-tables report iterations beside the scores. Finished variants are skipped on a re-run (delete ``<out>/<variant>/result.json`` to
-redo one), so an interrupted comparison resumes. Writes ``<out>/results.md`` and ``results.json``.
+tables report iterations beside the scores. Finished variants are skipped on a re-run (delete
+``<out>/<bundle>/<variant>/result.json`` to redo one), so an interrupted comparison resumes. Writes
+``<out>/<bundle>/results.md`` and ``results.json``.
 """
 
 from __future__ import annotations
@@ -74,11 +75,11 @@ def _configs(bundle: str, *names: str) -> list[str]:
     return [str(REPO / "bundles" / bundle / "configs" / n) for n in names]
 
 
-def build_variant_parser(bundle: str, variant: str, **overrides) -> ConfigParser:
+def build_variant_parser(bundle: str, variant: str) -> ConfigParser:
     """The bundle's train.json with ``variant``'s overrides applied (for inspection and model stats)."""
     parser = ConfigParser()
     parser.read_config(_configs(bundle, "train.json"))
-    parser.update({"bundle_root": str(REPO / "bundles" / bundle), **BUNDLE_VARIANTS[bundle][variant], **overrides})
+    parser.update({"bundle_root": str(REPO / "bundles" / bundle), **BUNDLE_VARIANTS[bundle][variant]})
     return parser
 
 

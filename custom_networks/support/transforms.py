@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping
 
 import numpy as np
 import torch
@@ -88,7 +88,3 @@ class ValidateVolumed(MapTransform):
             )
         raise ValueError(f"The {key} {_source(img)} has {len(shape)} dimensions {shape}: {hint}.")
 
-
-def divisible_size(features: Sequence[int]) -> int:
-    """The multiple a U-Net input side must be: 2 ** (number of poolings) for ``len(features)`` levels."""
-    return 2 ** (len(features) - 1)
