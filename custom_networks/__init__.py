@@ -2,5 +2,6 @@
 
 from .afu_unet import AFUNet
 from .eas_unet import EASUNet
+from .msr_attention_unet import MSRAttentionUNet
 
-__all__ = ["AFUNet", "EASUNet"]
+__all__ = ["AFUNet", "EASUNet", "MSRAttentionUNet"]

@@ -1,10 +1,11 @@
 """Reusable layers of the four papers' networks."""
 
-from .attention import SpatialAttention
+from .attention import ChannelAttention, SpatialAttention
 from .attention_fusion import AttentionFusion
 from .dasp import DASP
 from .eas_pyramid import EASPyramid
 from .eca import ECA, eca_kernel_size
+from .msr_block import MSRBlock, PlainBlock
 from .output_fusion import OutputFusionHead
 from .separable_conv import DepthwiseSeparableConv, DoubleConv, StandardConv
 
@@ -17,6 +18,9 @@ __all__ = [
     "EASPyramid",
     "OutputFusionHead",
     "SpatialAttention",
+    "ChannelAttention",
+    "MSRBlock",
+    "PlainBlock",
     "AttentionFusion",
     "DASP",
 ]
