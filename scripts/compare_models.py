@@ -1,6 +1,7 @@
 """Train and evaluate a bundle's ablation rows and baselines with one budget, as config overrides.
 
     python -m scripts.compare_models knee_eas_unet --data DIR --out DIR [--minutes 8] [--variants all]
+    python -m scripts.compare_models lower_limb_afu_unet --data DIR --out DIR [--minutes 8]
 
 Each variant is the bundle's own ``train.json`` + ``evaluate.json`` with a few overrides (no code
 copies), trained on the same data with the same budget of training-step time (``--minutes`` of
@@ -26,8 +27,17 @@ from monai.bundle import ConfigParser, ConfigWorkflow
 
 REPO = Path(__file__).resolve().parent.parent
 
-# Report width: a quarter of the papers' 64-1024 so that a comparison fits a CPU session.
+# Report widths: a quarter of the papers' (64-1024, 64-512) so that a comparison fits a CPU session.
 KNEE_FEATURES = [16, 32, 64, 128, 256]
+LOWER_LIMB_FEATURES = [16, 32, 64, 128]
+
+
+def _afu(preset: str) -> dict:
+    from custom_networks import AFUNet
+
+    flags = AFUNet.ABLATIONS[preset]
+    return {"network_def#features": LOWER_LIMB_FEATURES, "network_def#dasp": flags["dasp"],
+            "network_def#attention_fusion": flags["attention_fusion"]}
 
 
 def _eas(separable: bool, eas: bool, deep_supervision: bool) -> dict:
@@ -60,7 +70,17 @@ BUNDLE_VARIANTS: dict[str, dict[str, dict]] = {
                             "out_channels": "@num_classes", "channels": KNEE_FEATURES, "strides": [2, 2, 2, 2]},
             "divisible_k": 16,
         },
-    }
+    },
+    "lower_limb_afu_unet": {
+        # the rows of the paper's Table 3; "unet" is also Table 1's U-Net
+        **{name: _afu(name) for name in ("unet", "unet_dasp", "unet_af", "afu_unet")},
+        # Table 1's Attention U-Net, from MONAI, same widths and poolings (BiSeNet has no MONAI implementation)
+        "monai_attention_unet": {
+            "network_def": {"_target_": "AttentionUnet", "spatial_dims": 2, "in_channels": 1, "out_channels": 1,
+                            "channels": LOWER_LIMB_FEATURES, "strides": [2, 2, 2]},
+            "divisible_k": 8,
+        },
+    },
 }
 
 METRICS = ["val_mean_dice", "val_precision", "val_recall", "val_hd_mm", "val_hd95_mm", "val_mean_iou"]
@@ -181,8 +201,10 @@ def main(bundle: str = "knee_eas_unet", data: str = "demo_output/knee_eas_unet/d
     results = [run_variant(bundle, n, str(Path(data).resolve()), root, minutes, val_interval) for n in names]
     meta = json.loads((REPO / "bundles" / bundle / "configs" / "metadata.json").read_text())
     channel_def = meta["network_data_format"]["outputs"]["pred"]["channel_def"]
-    # MetricsSaver names foreground classes class0, class1, ... (background excluded)
-    class_names = {f"class{i}": name for i, name in enumerate(v for k, v in sorted(channel_def.items()) if k != "0")}
+    # MetricsSaver names the evaluated channels class0, class1, ...: a softmax head's background channel is
+    # excluded, a single sigmoid channel is the foreground itself
+    names = [v for k, v in sorted(channel_def.items(), key=lambda kv: int(kv[0])) if k != "0" or len(channel_def) == 1]
+    class_names = {f"class{i}": name for i, name in enumerate(names)}
     table = markdown_table(results, class_names)
     (root / "results.json").write_text(json.dumps(results, indent=2))
     (root / "results.md").write_text(table + "\n")

@@ -10,6 +10,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+PYTHON = sys.executable
 
 
 def bundle_dir(name: str) -> Path:
@@ -34,4 +35,11 @@ def knee_data(tmp_path_factory) -> Path:
     return out
 
 
-PYTHON = sys.executable
+@pytest.fixture(scope="session")
+def lower_limb_data(tmp_path_factory) -> Path:
+    """Four synthetic lower-limb CT volumes of 8 slices (2 training, 1 validation, 1 testing)."""
+    from scripts.phantoms.lower_limb_ct import write_lower_limb_dataset
+
+    out = tmp_path_factory.mktemp("lower_limb_data")
+    write_lower_limb_dataset(out, num_volumes=4, seed=0, log=None, num_slices=8)
+    return out

@@ -10,43 +10,16 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from monai.bundle import ConfigWorkflow, verify_metadata, verify_net_in_out
+from monai.bundle import verify_metadata, verify_net_in_out
 
 from custom_networks.support.datalist import DatalistError
-from tests.conftest import PYTHON, REPO, bundle_dir, subprocess_env
+from tests.bundles.helpers import BundleUnderTest, error_chain, run
+from tests.bundles.helpers import write_nifti as _write
+from tests.conftest import PYTHON, REPO, subprocess_env
 
-BUNDLE = bundle_dir("knee_eas_unet")
-CONFIGS = BUNDLE / "configs"
-TINY = {"network_def#features": [4, 8, 16, 32, 64], "slices_per_volume": 2, "val_interval": 1}
-TINY_CLI = ["--network_def#features=[4,8,16,32,64]", "--slices_per_volume=2", "--val_interval=1"]
-
-
-def workflow(config_files, workflow_type: str, **overrides) -> ConfigWorkflow:
-    files = [str(CONFIGS / f) for f in config_files]
-    return ConfigWorkflow(
-        config_file=files if len(files) > 1 else files[0],
-        meta_file=str(CONFIGS / "metadata.json"),
-        logging_file=str(CONFIGS / "logging.conf"),
-        workflow_type=workflow_type,
-        bundle_root=str(BUNDLE),
-        **{**TINY, **overrides},
-    )
-
-
-def run(wf: ConfigWorkflow) -> None:
-    wf.initialize()
-    assert wf.check_properties() == []
-    wf.run()
-    wf.finalize()
-
-
-def error_chain(exc: BaseException) -> str:
-    """All messages of an exception and its causes (MONAI wraps errors raised inside configs)."""
-    parts = []
-    while exc is not None:
-        parts.append(f"{type(exc).__name__}: {exc}")
-        exc = exc.__cause__ or exc.__context__
-    return "\n".join(parts)
+KNEE = BundleUnderTest("knee_eas_unet", {"network_def#features": [4, 8, 16, 32, 64], "slices_per_volume": 2,
+                                         "val_interval": 1})
+BUNDLE, CONFIGS, TINY_CLI, workflow = KNEE.root, KNEE.configs, KNEE.tiny_cli, KNEE.workflow
 
 
 @pytest.fixture(scope="module")
@@ -171,11 +144,6 @@ def test_verify_net_in_out():
 
 
 # ---- clear errors for bad input ---------------------------------------------------------------------------
-
-
-def _write(path, array, affine=None):
-    nib.save(nib.Nifti1Image(array, np.eye(4) if affine is None else affine), str(path))
-    return str(path)
 
 
 def test_missing_image_file_names_the_entry(knee_data, tmp_path):

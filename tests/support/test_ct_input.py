@@ -15,15 +15,14 @@ from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, Orientati
 
 from custom_networks.support.ct import RandBoneRatioCropd, bone_ratio_threshold
 from custom_networks.support.dicom import CheckDicomSeriesd, DicomSeriesError, check_dicom_series
+from custom_networks.support.totalsegmentator import class_ids
 from custom_networks.support.transforms import ValidateVolumed
 from tests.conftest import SHARED_DATA
 
 EXAMPLE = SHARED_DATA / "totalsegmentator_example"
 SERIES = EXAMPLE / "example_ct_dicom"
 SEG = EXAMPLE / "example_seg_dicom.nii.gz"
-# TotalSegmentator v2 bone classes (shared/data/README.md, papers.md §7): vertebrae T12/T11, humerus L/R,
-# ribs, sternum.
-BONE_IDS = [32, 33, 69, 70, *range(92, 116), 116]
+BONE_IDS = class_ids("bone")
 
 
 # ---------------------------------------------------------------------------------------------- the crop rule
