@@ -27,7 +27,7 @@ thigh through the knee joint to the proximal/mid leg, built from implicit surfac
 Random per volume: body size, muscularity and fat, knee level (+-25 mm around the middle of 40
 slices), leg separation and position, table and pad, HU of every tissue, blur and noise. Random
 per leg: bone sizes, left/right knee level (+-5 mm), femoral and tibial external rotation (-8..+15
-degrees), valgus, knee flexion (0-10 degrees in total), patellar height and tilt.
+degrees), valgus, knee flexion (0-12 degrees in total), patellar height and tilt.
 
 Nominal HU (each jittered per volume, see :data:`TISSUE_HU`): air -1000, fat -100, skin 25,
 muscle 50, tendon 88, vessel 42, joint soft tissue 55, fatty marrow -10, trabecular bone 250
@@ -481,7 +481,7 @@ def sample_lower_limb_params(rng: np.random.Generator, num_slices: int = NUM_SLI
     dY = np.arange(0.0, 170.0, 1.0)[None, :]
     for L in legs:
         zr = z_world - (P["z_joint"] + L["dz"])
-        cx, cy = _axis_offset(L, zr)
+        _, cy = _axis_offset(L, zr)
         for zz, yy in zip(zr.tolist(), cy.tolist()):
             phi = _soft_phi(L, zz)
             lat, ant = L["ls"] * dX, -dY
@@ -585,7 +585,7 @@ def _tibia_field(x, y, z, T: dict):
     pnx, pny = T["pn"][0] * fade + 1e-3, T["pn"][1] * fade + 1e-3
     pn = (np.sqrt(((x - cx) / pnx) ** 2 + ((y - (cy - hy)) / pny) ** 2) - 1.0) * np.minimum(pnx, pny)
     out = _smax(out, -pn, 1.0)
-    hx25, hy25, cx25, cy25, _ = _tibia_frame(T["tub_z"], T)
+    _, hy25, _, cy25, _ = _tibia_frame(T["tub_z"], T)
     tub = _ellipsoid(x, y, z, (T["tub_x"], cy25 + hy25 - 3.0, T["tub_z"]), T["tub_r"])
     return _smin(out, tub, 3.0).astype(_F32)
 
