@@ -30,6 +30,8 @@ REPO = Path(__file__).resolve().parent.parent
 # Report widths: a quarter of the papers' (64-1024, 64-512) so that a comparison fits a CPU session.
 KNEE_FEATURES = [16, 32, 64, 128, 256]
 LOWER_LIMB_FEATURES = [16, 32, 64, 128]
+# half of paper 001's [D] widths 32-512; whole 512x512 slices, 2 volumes x 2 slices per step
+SPINE_FEATURES = [16, 32, 64, 128, 256]
 
 
 def _afu(preset: str) -> dict:
@@ -38,6 +40,13 @@ def _afu(preset: str) -> dict:
     flags = AFUNet.ABLATIONS[preset]
     return {"network_def#features": LOWER_LIMB_FEATURES, "network_def#dasp": flags["dasp"],
             "network_def#attention_fusion": flags["attention_fusion"]}
+
+
+def _msr(preset: str, loss_name: str = "dice") -> dict:
+    from custom_networks import MSRAttentionUNet
+
+    return {**{f"network_def#{k}": v for k, v in MSRAttentionUNet.ABLATIONS[preset].items()},
+            "network_def#features": SPINE_FEATURES, "slices_per_volume": 2, "loss_name": loss_name}
 
 
 def _eas(separable: bool, eas: bool, deep_supervision: bool) -> dict:
@@ -80,6 +89,12 @@ BUNDLE_VARIANTS: dict[str, dict[str, dict]] = {
                             "channels": LOWER_LIMB_FEATURES, "strides": [2, 2, 2]},
             "divisible_k": 8,
         },
+    },
+    "spine_msr_attention_unet": {
+        # Table 1's U-Net, Table 3's rows (res-block only, attention only, both = the full model)
+        **{name: _msr(name) for name in ("unet", "res_block", "attention", "msr_attention_unet")},
+        # Table 1's loss comparison on the full model
+        **{f"msr_attention_unet+{loss}": _msr("msr_attention_unet", loss) for loss in ("ce", "focal")},
     },
 }
 

@@ -43,3 +43,13 @@ def lower_limb_data(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("lower_limb_data")
     write_lower_limb_dataset(out, num_volumes=4, seed=0, log=None, num_slices=8)
     return out
+
+
+@pytest.fixture(scope="session")
+def spine_data(tmp_path_factory) -> Path:
+    """Four synthetic spine CT volumes of 8 slices (2 training, 1 validation, 1 testing)."""
+    from scripts.phantoms.spine_ct import write_spine_dataset
+
+    out = tmp_path_factory.mktemp("spine_data")
+    write_spine_dataset(out, num_volumes=4, seed=0, log=None, num_slices=8)
+    return out
