@@ -10,7 +10,12 @@ helpers they share:
 * :func:`prepare_output_dir` refuses to write into a non-empty directory that this tool did not
   create (it never deletes anything it did not write itself);
 * :func:`split_counts` and :func:`write_datalist` produce the Medical Segmentation Decathlon style
-  ``datalist.json`` with paths relative to the datalist.
+  ``datalist.json`` with paths relative to the datalist;
+* :func:`write_dataset` is the data set writer behind every renderer's ``write_*_dataset``
+  (volumes rendered in worker processes, saved, logged, listed and recorded in the marker);
+  :func:`volume_seed_sequence` derives the seed of one volume.
+
+The implicit-surface primitives the renderers share live in :mod:`scripts.phantoms.shapes`.
 
 None of the data produced here is real patient data; every datalist says so in its description.
 """
@@ -20,8 +25,9 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import time
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import nibabel as nib
 import numpy as np
@@ -35,6 +41,8 @@ __all__ = [
     "save_nifti",
     "split_counts",
     "write_datalist",
+    "volume_seed_sequence",
+    "write_dataset",
 ]
 
 #: Name of the marker file that identifies a directory written by this tool.
@@ -225,3 +233,131 @@ def write_datalist(
     path = Path(path)
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
+
+
+def volume_seed_sequence(seed: int, index: int, salt: int) -> np.random.SeedSequence:
+    """Seed of volume ``index`` of a data set with base ``seed`` (independent of the volume count).
+
+    ``salt`` tells the renderers apart, so that the same ``(seed, index)`` gives unrelated volumes
+    in different data sets.
+    """
+    return np.random.SeedSequence([int(seed), int(index), int(salt)])
+
+
+def _render_and_save(job: tuple) -> dict:
+    """Worker of :func:`write_dataset`: render volume ``index``, write its image and label files."""
+    render, out, seed, index, file_prefix, options = job
+    t0 = time.perf_counter()
+    img, lab, aff, summary = render(seed, index, **options)
+    name = f"{file_prefix}_{index:03d}.nii.gz"
+    img_rel, lab_rel = f"imagesTr/{name}", f"labelsTr/{name}"
+    save_nifti(img, aff, Path(out) / img_rel)
+    save_nifti(lab, aff, Path(out) / lab_rel)
+    return {"image": img_rel, "label": lab_rel, "summary": summary, "seconds": time.perf_counter() - t0}
+
+
+def write_dataset(
+    out_dir: str | os.PathLike,
+    bundle: str,
+    render: Callable[..., tuple],
+    num_volumes: int,
+    seed: int,
+    log: Callable[[str], None] | None,
+    workers: int | None,
+    *,
+    file_prefix: str,
+    name: str,
+    description: str,
+    labels: dict,
+    modality: str,
+    spacing: Sequence[float],
+    orientation: str,
+    options: dict | None = None,
+) -> Path:
+    """Render ``num_volumes`` volumes with ``render`` and write them as an MSD-style data set.
+
+    Layout: ``imagesTr/<file_prefix>_000.nii.gz``, ``labelsTr/<file_prefix>_000.nii.gz`` (written by
+    :func:`save_nifti`, so byte-identical across runs and worker counts) and ``datalist.json``
+    (split by volume with :func:`split_counts`; paths relative to the datalist). The output
+    directory is handled by :func:`prepare_output_dir` / :func:`finalize_output_dir`, whose marker
+    records ``seed``, ``num_volumes`` and ``options``.
+
+    Args:
+        out_dir: output directory (created if missing).
+        bundle: bundle name (recorded in the marker).
+        render: ``render(seed, index, **options) -> (image, label, affine, summary)``: volume
+            ``index`` of the data set with base ``seed`` and a one-line summary for the log. It must
+            be a module-level function (it is sent to spawned worker processes).
+        num_volumes: number of volumes (>= 1).
+        seed: base seed (>= 0).
+        log: progress callback, one line per volume (``[i/n] <image>: <summary> (<seconds> s)``);
+            ``None`` for silence.
+        workers: worker processes (1 renders in this process; ``None``: up to 4, at most the CPU
+            count; never more than ``num_volumes``).
+        file_prefix: file name stem of the volumes.
+        name: data set name in the datalist.
+        description: datalist description, a :meth:`str.format` template with the fields ``seed``,
+            ``num_volumes``, ``split`` (``"train/val/test"`` counts) and the keys of ``options``.
+        labels: ``{value: name}`` of the label map.
+        modality: the datalist's ``modality["0"]``.
+        spacing: voxel spacing (mm), the datalist's ``spacing_mm``.
+        orientation: the datalist's ``orientation`` note.
+        options: further integer settings (each >= 1, e.g. ``num_slices``) passed to ``render`` as
+            keyword arguments and recorded in the marker.
+
+    Returns:
+        Path of ``datalist.json``.
+    """
+    num_volumes, seed = int(num_volumes), int(seed)
+    options = {k: int(v) for k, v in (options or {}).items()}
+    if num_volumes < 1:
+        raise ValueError(f"num_volumes must be >= 1, got {num_volumes}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    for key, value in options.items():
+        if value < 1:
+            raise ValueError(f"{key} must be >= 1, got {value}")
+    if workers is None:
+        workers = min(4, os.cpu_count() or 1, num_volumes)
+    workers = max(1, min(int(workers), num_volumes))
+    out, previous = prepare_output_dir(out_dir, bundle)
+    (out / "imagesTr").mkdir(exist_ok=True)
+    (out / "labelsTr").mkdir(exist_ok=True)
+    jobs = [(render, str(out), seed, i, file_prefix, options) for i in range(num_volumes)]
+    pairs, written = [], []
+
+    def report(i: int, st: dict) -> None:
+        pairs.append({"image": st["image"], "label": st["label"]})
+        written.extend([st["image"], st["label"]])
+        if log is not None:
+            log(f"[{i + 1}/{num_volumes}] {st['image']}: {st['summary']} ({st['seconds']:.1f} s)")
+
+    if workers == 1:
+        for i, job in enumerate(jobs):
+            report(i, _render_and_save(job))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # "spawn": safe even when the caller has threads (torch, pytest plugins) running
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            for i, st in enumerate(pool.map(_render_and_save, jobs)):
+                report(i, st)
+    split = "/".join(str(n) for n in split_counts(num_volumes))
+    datalist = write_datalist(
+        out / "datalist.json",
+        pairs,
+        name=name,
+        description=description.format(seed=seed, num_volumes=num_volumes, split=split, **options),
+        labels={str(k): v for k, v in labels.items()},
+        extra={
+            "tensorImageSize": "3D",
+            "modality": {"0": modality},
+            "spacing_mm": list(spacing),
+            "orientation": orientation,
+        },
+    )
+    written.append("datalist.json")
+    finalize_output_dir(out, bundle, written, previous, {"seed": seed, "num_volumes": num_volumes, **options})
+    return datalist

@@ -31,14 +31,19 @@ Everything is deterministic given the seed. The data are synthetic and are not r
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from . import finalize_output_dir, prepare_output_dir, save_nifti, split_counts, write_datalist
+from . import volume_seed_sequence, write_dataset
+from .shapes import as_rng as _as_rng
+from .shapes import capsule as _capsule
+from .shapes import ellipsoid as _ellipsoid
+from .shapes import smax as _smax
+from .shapes import smin as _smin
+from .shapes import sstep as _sstep
 
 __all__ = [
     "SHAPE",
@@ -137,40 +142,6 @@ def _rot(axis: int, deg: float) -> np.ndarray:
     if axis == 1:
         return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
     return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
-
-
-def _sstep(e0: float, e1: float, x):
-    t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
-def _smin(a, b, k: float):
-    """Polynomial smooth minimum (union of implicit surfaces with a fillet of size ~k)."""
-    h = np.clip(0.5 + 0.5 * (b - a) / k, 0.0, 1.0)
-    return b + (a - b) * h - k * h * (1.0 - h)
-
-
-def _smax(a, b, k: float):
-    return -_smin(-a, -b, k)
-
-
-def _ellipsoid(x, y, z, c, r):
-    c, r = [float(v) for v in c], [float(v) for v in r]
-    q = np.sqrt(((x - c[0]) / r[0]) ** 2 + ((y - c[1]) / r[1]) ** 2 + ((z - c[2]) / r[2]) ** 2)
-    return (q - 1.0) * min(r)
-
-
-def _capsule(x, y, z, a, b, radius: float, xscale: float = 1.0):
-    """Distance-like field of a segment a-b with the given radius (x compressed by ``xscale``)."""
-    a = np.asarray(a, float)
-    b = np.asarray(b, float)
-    ab = b - a
-    ab[0] /= xscale
-    n2 = float(ab @ ab)
-    a, ab = a.tolist(), ab.tolist()
-    px, py, pz = (x - a[0]) / xscale, y - a[1], z - a[2]
-    h = np.clip((px * ab[0] + py * ab[1] + pz * ab[2]) / n2, 0.0, 1.0)
-    return np.sqrt((px - h * ab[0]) ** 2 + (py - h * ab[1]) ** 2 + (pz - h * ab[2]) ** 2) - radius
 
 
 class _SmoothField:
@@ -413,12 +384,6 @@ def _meniscus(x, y, z, P, D):
 # --------------------------------------------------------------------------------------------
 # rendering
 # --------------------------------------------------------------------------------------------
-
-
-def _as_rng(rng_or_seed) -> np.random.Generator:
-    if isinstance(rng_or_seed, np.random.Generator):
-        return rng_or_seed
-    return np.random.default_rng(rng_or_seed)
 
 
 def _femur_pose(P: dict):
@@ -851,26 +816,17 @@ def render_knee_volume(rng_or_seed=0, params: dict | None = None, return_tissues
 
 def volume_seed(seed: int, index: int) -> np.random.SeedSequence:
     """Seed of volume ``index`` of a data set with base ``seed`` (independent of the volume count)."""
-    return np.random.SeedSequence([int(seed), int(index), 3])
+    return volume_seed_sequence(seed, index, 3)
 
 
-def _render_and_save(job: tuple) -> dict:
-    """Worker: render volume ``index`` and write its image and label files; returns its stats."""
-    out, seed, index = job
-    t0 = time.perf_counter()
+def _render_indexed(seed: int, index: int) -> tuple:
+    """Volume ``index`` of the data set with base ``seed`` and its log summary (for :func:`write_dataset`)."""
     img, lab, aff = render_knee_volume(np.random.default_rng(volume_seed(seed, index)))
-    name = f"knee_{index:03d}.nii.gz"
-    img_rel, lab_rel = f"imagesTr/{name}", f"labelsTr/{name}"
-    save_nifti(img, aff, Path(out) / img_rel)
-    save_nifti(lab, aff, Path(out) / lab_rel)
-    return {
-        "image": img_rel,
-        "label": lab_rel,
-        "fc": int((lab == 1).sum()),
-        "tc": int((lab == 2).sum()),
-        "slices": int((lab > 0).any(axis=(0, 1)).sum()),
-        "seconds": time.perf_counter() - t0,
-    }
+    summary = (
+        f"FC {int((lab == 1).sum())} vox, TC {int((lab == 2).sum())} vox, "
+        f"{int((lab > 0).any(axis=(0, 1)).sum())}/{SHAPE[2]} sagittal slices with cartilage"
+    )
+    return img, lab, aff, summary
 
 
 def write_knee_dataset(
@@ -901,59 +857,17 @@ def write_knee_dataset(
     Returns:
         Path of ``datalist.json``.
     """
-    num_volumes, seed = int(num_volumes), int(seed)
-    if num_volumes < 1:
-        raise ValueError(f"num_volumes must be >= 1, got {num_volumes}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
-    if workers is None:
-        workers = min(4, os.cpu_count() or 1, num_volumes)
-    workers = max(1, int(workers))
-    out, previous = prepare_output_dir(out_dir, BUNDLE)
-    (out / "imagesTr").mkdir(exist_ok=True)
-    (out / "labelsTr").mkdir(exist_ok=True)
-    jobs = [(str(out), seed, i) for i in range(num_volumes)]
-    pairs, written = [], []
-
-    def report(i: int, st: dict) -> None:
-        pairs.append({"image": st["image"], "label": st["label"]})
-        written.extend([st["image"], st["label"]])
-        if log is not None:
-            log(
-                f"[{i + 1}/{num_volumes}] {st['image']}: FC {st['fc']} vox, TC {st['tc']} vox, "
-                f"{st['slices']}/{SHAPE[2]} sagittal slices with cartilage ({st['seconds']:.1f} s)"
-            )
-
-    if workers == 1:
-        for i, job in enumerate(jobs):
-            report(i, _render_and_save(job))
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # "spawn": safe even when the caller has threads (torch, pytest plugins) running
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            for i, st in enumerate(pool.map(_render_and_save, jobs)):
-                report(i, st)
-    n_tr, n_va, n_te = split_counts(num_volumes)
-    datalist = write_datalist(
-        out / "datalist.json",
-        pairs,
+    return write_dataset(
+        out_dir, BUNDLE, _render_indexed, num_volumes, seed, log, workers,
+        file_prefix="knee",
         name="synthetic_knee_dess",
         description=(
             "synthetic DESS-like sagittal knee MR volumes rendered by scripts/demo_data.py for the "
             "knee_eas_unet bundle (not real data; stand-in for OAI-ZIB). Labels from the un-blurred "
-            f"phantom. seed={seed}, {num_volumes} volumes, split {n_tr}/{n_va}/{n_te} by volume."
+            "phantom. seed={seed}, {num_volumes} volumes, split {split} by volume."
         ),
-        labels={str(k): v for k, v in LABELS.items()},
-        extra={
-            "tensorImageSize": "3D",
-            "modality": {"0": "MR (synthetic DESS-like)"},
-            "spacing_mm": list(SPACING),
-            "orientation": "PIR (axis 0 A->P, axis 1 S->I, axis 2 L->R; array[:, :, k] is sagittal slice k)",
-        },
+        labels=LABELS,
+        modality="MR (synthetic DESS-like)",
+        spacing=SPACING,
+        orientation="PIR (axis 0 A->P, axis 1 S->I, axis 2 L->R; array[:, :, k] is sagittal slice k)",
     )
-    written.append("datalist.json")
-    finalize_output_dir(out, BUNDLE, written, previous, {"seed": seed, "num_volumes": num_volumes})
-    return datalist

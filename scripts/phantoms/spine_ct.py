@@ -52,14 +52,17 @@ Everything is deterministic given the seed. The data are synthetic and are not r
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from . import finalize_output_dir, prepare_output_dir, save_nifti, split_counts, write_datalist
+from . import volume_seed_sequence, write_dataset
+from .shapes import as_rng as _as_rng
+from .shapes import smax as _smax
+from .shapes import smin as _smin
+from .shapes import sstep as _sstep
 
 __all__ = [
     "BUNDLE",
@@ -262,27 +265,6 @@ def spine_affine(num_slices: int = NUM_SLICES) -> np.ndarray:
     centre = (np.array([SHAPE_XY[0], SHAPE_XY[1], num_slices], dtype=float) - 1.0) / 2.0
     aff[:3, 3] = -aff[:3, :3] @ centre
     return aff
-
-
-def _as_rng(rng_or_seed) -> np.random.Generator:
-    if isinstance(rng_or_seed, np.random.Generator):
-        return rng_or_seed
-    return np.random.default_rng(rng_or_seed)
-
-
-def _sstep(e0: float, e1: float, x):
-    t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
-def _smin(a, b, k: float):
-    """Polynomial smooth minimum (union of implicit surfaces with a fillet of size ~k)."""
-    h = np.clip(0.5 + 0.5 * (b - a) / k, 0.0, 1.0)
-    return b + (a - b) * h - k * h * (1.0 - h)
-
-
-def _smax(a, b, k: float):
-    return -_smin(-a, -b, k)
 
 
 def _unit(v) -> np.ndarray:
@@ -1609,28 +1591,19 @@ def render_spine_volume(rng_or_seed=0, num_slices: int = NUM_SLICES, return_tiss
 
 def volume_seed(seed: int, index: int) -> np.random.SeedSequence:
     """Seed of volume ``index`` of a data set with base ``seed`` (independent of the volume count)."""
-    return np.random.SeedSequence([int(seed), int(index), 7])
+    return volume_seed_sequence(seed, index, 7)
 
 
-def _render_and_save(job: tuple) -> dict:
-    """Worker: render volume ``index`` and write its image and label files; returns its stats."""
-    out, seed, index, num_slices = job
-    t0 = time.perf_counter()
+def _render_indexed(seed: int, index: int, num_slices: int) -> tuple:
+    """Volume ``index`` of the data set with base ``seed`` and its log summary (for :func:`write_dataset`)."""
     img, lab, tis = render_spine_volume(np.random.default_rng(volume_seed(seed, index)), num_slices, True)
-    aff = spine_affine(num_slices)
-    name = f"spine_{index:03d}.nii.gz"
-    img_rel, lab_rel = f"imagesTr/{name}", f"labelsTr/{name}"
-    save_nifti(img, aff, Path(out) / img_rel)
-    save_nifti(lab, aff, Path(out) / lab_rel)
-    return {
-        "image": img_rel,
-        "label": lab_rel,
-        "kind": tis["params"]["kind"],
-        "levels": tis["levels"],
-        "spine": int(lab.sum()),
-        "slices": int(lab.any(axis=(0, 1)).sum()),
-        "seconds": time.perf_counter() - t0,
-    }
+    levels = tis["levels"]
+    lv = f"{levels[0]}-{levels[-1]}" if levels else "none"
+    summary = (
+        f"{tis['params']['kind']}, vertebrae {lv}, spine {int(lab.sum())} vox, "
+        f"{int(lab.any(axis=(0, 1)).sum())}/{num_slices} slices with spine"
+    )
+    return img, lab, spine_affine(num_slices), summary
 
 
 def write_spine_dataset(
@@ -1662,65 +1635,20 @@ def write_spine_dataset(
     Returns:
         Path of ``datalist.json``.
     """
-    num_volumes, seed, num_slices = int(num_volumes), int(seed), int(num_slices)
-    if num_volumes < 1:
-        raise ValueError(f"num_volumes must be >= 1, got {num_volumes}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
-    if num_slices < 1:
-        raise ValueError(f"num_slices must be >= 1, got {num_slices}")
-    if workers is None:
-        workers = min(4, os.cpu_count() or 1, num_volumes)
-    workers = max(1, min(int(workers), num_volumes))
-    out, previous = prepare_output_dir(out_dir, BUNDLE)
-    (out / "imagesTr").mkdir(exist_ok=True)
-    (out / "labelsTr").mkdir(exist_ok=True)
-    jobs = [(str(out), seed, i, num_slices) for i in range(num_volumes)]
-    pairs, written = [], []
-
-    def report(i: int, st: dict) -> None:
-        pairs.append({"image": st["image"], "label": st["label"]})
-        written.extend([st["image"], st["label"]])
-        if log is not None:
-            lv = f"{st['levels'][0]}-{st['levels'][-1]}" if st["levels"] else "none"
-            log(
-                f"[{i + 1}/{num_volumes}] {st['image']}: {st['kind']}, vertebrae {lv}, spine {st['spine']} vox, "
-                f"{st['slices']}/{num_slices} slices with spine ({st['seconds']:.1f} s)"
-            )
-
-    if workers == 1:
-        for i, job in enumerate(jobs):
-            report(i, _render_and_save(job))
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # "spawn": safe even when the caller has threads (torch, pytest plugins) running
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            for i, st in enumerate(pool.map(_render_and_save, jobs)):
-                report(i, st)
-    n_tr, n_va, n_te = split_counts(num_volumes)
-    datalist = write_datalist(
-        out / "datalist.json",
-        pairs,
+    return write_dataset(
+        out_dir, BUNDLE, _render_indexed, num_volumes, seed, log, workers,
+        file_prefix="spine",
         name="synthetic_spine_ct",
         description=(
             "synthetic axial spine CT volumes (HU) rendered by scripts/demo_data.py for the "
             "spine_msr_attention_unet bundle (not real data). Label 1 = vertebral bone T1-L5 (bodies and "
             "posterior elements) from the un-blurred phantom; discs, ribs, sternum, sacrum and iliac bones "
-            f"are background. seed={seed}, {num_volumes} volumes of {num_slices} slices, split "
-            f"{n_tr}/{n_va}/{n_te} by volume."
+            "are background. seed={seed}, {num_volumes} volumes of {num_slices} slices, split "
+            "{split} by volume."
         ),
-        labels={str(k): v for k, v in LABELS.items()},
-        extra={
-            "tensorImageSize": "3D",
-            "modality": {"0": "CT (synthetic)"},
-            "spacing_mm": list(SPACING),
-            "orientation": "LPS (axis 0 R->L, axis 1 A->P, axis 2 I->S; array[:, :, k] is axial slice k)",
-        },
+        labels=LABELS,
+        modality="CT (synthetic)",
+        spacing=SPACING,
+        orientation="LPS (axis 0 R->L, axis 1 A->P, axis 2 I->S; array[:, :, k] is axial slice k)",
+        options={"num_slices": num_slices},
     )
-    written.append("datalist.json")
-    finalize_output_dir(out, BUNDLE, written, previous,
-                        {"seed": seed, "num_volumes": num_volumes, "num_slices": num_slices})
-    return datalist

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -26,17 +22,22 @@ from scripts.phantoms.knee_mr import (
     volume_seed,
     write_knee_dataset,
 )
+from tests.scripts.phantom_helpers import (
+    FOREIGN_FILES,
+    assert_untouched,
+    check_datalist,
+    dataset_fixture,
+    load_nifti,
+    make_foreign_dir,
+    run_demo_data,
+)
 
-REPO = Path(__file__).resolve().parents[2]
 EXPECTED_AFFINE_COLUMNS = np.array([[0.0, -0.7, 0.0], [0.0, 0.0, -0.7], [1.5, 0.0, 0.0]])
 
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    """Three volumes, seed 0, rendered in two worker processes."""
-    out = tmp_path_factory.mktemp("knee_demo")
-    write_knee_dataset(out, num_volumes=3, seed=0, log=None, workers=2)
-    return out
+dataset = dataset_fixture(
+    write_knee_dataset, "knee_demo", "Three volumes, seed 0, rendered in two worker processes.",
+    num_volumes=3, seed=0, workers=2,
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +46,7 @@ def rendered():
     return render_knee_volume(np.random.default_rng(volume_seed(0, 0)), return_tissues=True)
 
 
-def _load(path: Path):
-    img = nib.load(str(path))
-    return img, np.asarray(img.dataobj)
-
-
-def _labels(dataset: Path):
+def _labels(dataset):
     return sorted((dataset / "labelsTr").glob("knee_*.nii.gz"))
 
 
@@ -61,10 +57,7 @@ def _labels(dataset: Path):
 
 def test_cli_same_seed_gives_identical_bytes_and_rerun_is_idempotent(dataset, tmp_path):
     out = tmp_path / "cli"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(REPO), env.get("PYTHONPATH", "")] if p)
-    cmd = [sys.executable, "-m", "scripts.demo_data", "knee_eas_unet", "--out", str(out), "--num_volumes", "1"]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    proc = run_demo_data("knee_eas_unet", out, "--num_volumes", 1)
     assert proc.returncode == 0, proc.stderr
     assert "[1/1] imagesTr/knee_000.nii.gz" in proc.stdout
     assert f"datalist: {out / 'datalist.json'}" in proc.stdout
@@ -99,8 +92,8 @@ def test_different_seed_gives_different_volume(dataset, rendered):
 
 def test_files_match_the_renderer(dataset, rendered):
     img, lab, aff = rendered[:3]
-    _, img_f = _load(dataset / "imagesTr" / "knee_000.nii.gz")
-    _, lab_f = _load(dataset / "labelsTr" / "knee_000.nii.gz")
+    _, img_f = load_nifti(dataset / "imagesTr" / "knee_000.nii.gz")
+    _, lab_f = load_nifti(dataset / "labelsTr" / "knee_000.nii.gz")
     np.testing.assert_array_equal(img_f, img)
     np.testing.assert_array_equal(lab_f, lab)
 
@@ -114,7 +107,7 @@ def test_geometry_and_header(dataset):
     np.testing.assert_allclose(knee_affine()[:3, :3], EXPECTED_AFFINE_COLUMNS.T)
     for sub in ("imagesTr", "labelsTr"):
         for path in sorted((dataset / sub).glob("*.nii.gz")):
-            img, data = _load(path)
+            img, data = load_nifti(path)
             assert data.shape == SHAPE == (160, 160, 40)
             assert data.dtype == (np.float32 if sub == "imagesTr" else np.uint8)
             assert nib.aff2axcodes(img.affine) == ("P", "I", "R")
@@ -127,7 +120,7 @@ def test_geometry_and_header(dataset):
 
 def test_labels_values_and_both_classes(dataset):
     for path in _labels(dataset):
-        _, lab = _load(path)
+        _, lab = load_nifti(path)
         assert set(np.unique(lab).tolist()) == {0, 1, 2}
         n_fc, n_tc = int((lab == 1).sum()), int((lab == 2).sum())
         assert 3000 < n_fc < 20000, n_fc
@@ -137,7 +130,7 @@ def test_labels_values_and_both_classes(dataset):
 
 def test_cartilage_slices_in_plausible_range(dataset):
     for path in _labels(dataset):
-        _, lab = _load(path)
+        _, lab = load_nifti(path)
         n_any = int((lab > 0).any(axis=(0, 1)).sum())
         assert 24 <= n_any <= 36, n_any
         for c in (1, 2):
@@ -148,7 +141,7 @@ def test_cartilage_slices_in_plausible_range(dataset):
 
 def test_cartilage_thickness(dataset):
     for path in _labels(dataset):
-        _, lab = _load(path)
+        _, lab = load_nifti(path)
         for c in (1, 2):
             mask = lab == c
             edt = ndi.distance_transform_edt(mask, sampling=SPACING)
@@ -193,37 +186,22 @@ def test_contrast_noise_and_intensity_overlap(rendered):
 
 
 def test_datalist(dataset):
-    dl = json.loads((dataset / "datalist.json").read_text())
-    assert "not real data" in dl["description"] and "synthetic" in dl["description"]
+    dl = check_datalist(dataset, 3)
     assert dl["labels"] == {"0": "background", "1": "femoral_cartilage", "2": "tibial_cartilage"}
-    n = len(dl["training"]) + len(dl["validation"]) + len(dl["testing"])
-    assert n == 3
-    assert (len(dl["training"]), len(dl["validation"]), len(dl["testing"])) == split_counts(3) == (1, 1, 1)
-    seen = set()
-    for key in ("training", "validation", "testing"):
-        for item in dl[key]:
-            for k in ("image", "label"):
-                assert not os.path.isabs(item[k])
-                assert (dataset / item[k]).is_file()
-                seen.add(item[k])
-    assert len(seen) == 6  # no volume is in two splits
+    assert split_counts(3) == (1, 1, 1)
     assert split_counts(12) == (8, 2, 2)
     assert split_counts(4) == (2, 1, 1)
     assert (dataset / MARKER_NAME).is_file()
 
 
 def test_refuses_foreign_non_empty_directory(tmp_path):
-    foreign = tmp_path / "mine"
-    foreign.mkdir()
-    (foreign / "notes.txt").write_text("precious")
-    (foreign / "datalist.json").write_text("{}")
+    files = {**FOREIGN_FILES, "datalist.json": "{}"}
+    foreign = make_foreign_dir(tmp_path, files)
     with pytest.raises(OutputDirError):
         write_knee_dataset(foreign, num_volumes=1, log=None)
     with pytest.raises(SystemExit):
         demo_data.main("knee_eas_unet", str(foreign), num_volumes=1)
-    assert sorted(p.name for p in foreign.iterdir()) == ["datalist.json", "notes.txt"]
-    assert (foreign / "notes.txt").read_text() == "precious"
-    assert (foreign / "datalist.json").read_text() == "{}"
+    assert_untouched(foreign, files)
 
 
 def test_refuses_directory_of_another_bundle(tmp_path):

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -34,8 +30,15 @@ from scripts.phantoms.lower_limb_ct import (
     volume_seed,
     write_lower_limb_dataset,
 )
+from tests.scripts.phantom_helpers import (
+    assert_untouched,
+    check_datalist,
+    dataset_fixture,
+    load_nifti,
+    make_foreign_dir,
+    run_demo_data,
+)
 
-REPO = Path(__file__).resolve().parents[2]
 #: Slices of the small (knee-centred) volumes that keep these tests fast.
 N_SMALL = 10
 #: Base seed of the CLI run; its volume 0 spans more than 80 mm above and below the knee.
@@ -43,12 +46,10 @@ CLI_SEED = 2
 FEMUR, TIBIA, PATELLA, FIBULA = 1, 2, 3, 4
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    """Two small volumes, seed 0, rendered in two worker processes."""
-    out = tmp_path_factory.mktemp("lower_limb_demo")
-    write_lower_limb_dataset(out, num_volumes=2, seed=0, log=None, workers=2, num_slices=N_SMALL)
-    return out
+dataset = dataset_fixture(
+    write_lower_limb_dataset, "lower_limb_demo", "Two small volumes, seed 0, rendered in two worker processes.",
+    num_volumes=2, seed=0, workers=2, num_slices=N_SMALL,
+)
 
 
 @pytest.fixture(scope="module")
@@ -62,23 +63,13 @@ def rendered():
 def cli_run(tmp_path_factory):
     """``python -m scripts.demo_data lower_limb_afu_unet --num_volumes 1`` (default 40 slices)."""
     out = tmp_path_factory.mktemp("lower_limb_cli") / "data"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(REPO), env.get("PYTHONPATH", "")] if p)
-    cmd = [sys.executable, "-m", "scripts.demo_data", BUNDLE, "--out", str(out), "--num_volumes", "1"]
-    cmd += ["--seed", str(CLI_SEED)]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    return out, proc
+    return out, run_demo_data(BUNDLE, out, "--num_volumes", 1, "--seed", CLI_SEED)
 
 
 @pytest.fixture(scope="module")
 def full():
     """Volume 0 of the CLI seed with the default 40 slices (thigh, knee, leg) and its tissue maps."""
     return render_lower_limb_volume(np.random.default_rng(volume_seed(CLI_SEED, 0)), return_tissues=True)
-
-
-def _load(path: Path):
-    img = nib.load(str(path))
-    return img, np.asarray(img.dataobj)
 
 
 def _per_leg(tissues: dict, k: int):
@@ -98,8 +89,8 @@ def test_cli_renders_a_full_volume_identical_to_the_renderer(cli_run, full):
     assert "[1/1] imagesTr/lowerlimb_000.nii.gz" in proc.stdout
     assert f"datalist: {out / 'datalist.json'}" in proc.stdout
     img, lab = full[:2]
-    _, img_f = _load(out / "imagesTr" / "lowerlimb_000.nii.gz")
-    _, lab_f = _load(out / "labelsTr" / "lowerlimb_000.nii.gz")
+    _, img_f = load_nifti(out / "imagesTr" / "lowerlimb_000.nii.gz")
+    _, lab_f = load_nifti(out / "labelsTr" / "lowerlimb_000.nii.gz")
     assert img_f.shape == lab_f.shape == SHAPE_XY + (NUM_SLICES,) == (512, 512, 40)
     np.testing.assert_array_equal(img_f, img)  # same bytes in another process
     np.testing.assert_array_equal(lab_f, lab)
@@ -132,8 +123,8 @@ def test_different_seed_gives_different_volume(dataset, rendered):
 
 def test_files_match_the_renderer(dataset, rendered):
     img, lab = rendered[:2]
-    _, img_f = _load(dataset / "imagesTr" / "lowerlimb_000.nii.gz")
-    _, lab_f = _load(dataset / "labelsTr" / "lowerlimb_000.nii.gz")
+    _, img_f = load_nifti(dataset / "imagesTr" / "lowerlimb_000.nii.gz")
+    _, lab_f = load_nifti(dataset / "labelsTr" / "lowerlimb_000.nii.gz")
     np.testing.assert_array_equal(img_f, img)
     np.testing.assert_array_equal(lab_f, lab)
 
@@ -150,7 +141,7 @@ def test_geometry_and_header(dataset):
     paths = sorted((dataset / "imagesTr").glob("*.nii.gz")) + sorted((dataset / "labelsTr").glob("*.nii.gz"))
     assert len(paths) == 4
     for path in paths:
-        img, data = _load(path)
+        img, data = load_nifti(path)
         assert data.shape == SHAPE_XY + (N_SMALL,)
         assert data.dtype == (np.int16 if path.parent.name == "imagesTr" else np.uint8)
         assert nib.aff2axcodes(img.affine) == ("L", "P", "S")
@@ -161,7 +152,7 @@ def test_geometry_and_header(dataset):
 
 def test_label_values_and_bone_fraction(dataset):
     for path in sorted((dataset / "labelsTr").glob("*.nii.gz")):
-        _, lab = _load(path)
+        _, lab = load_nifti(path)
         assert set(np.unique(lab).tolist()) == {0, 1}
         frac = lab.mean(axis=(0, 1))
         assert (frac > 0).all() and (frac < 0.15).all(), frac  # bone on every slice (little at the joint line)
@@ -171,29 +162,18 @@ def test_label_values_and_bone_fraction(dataset):
 
 
 def test_datalist(dataset):
-    dl = json.loads((dataset / "datalist.json").read_text())
-    assert "synthetic" in dl["description"] and "not real data" in dl["description"]
+    dl = check_datalist(dataset, 2)
     assert dl["labels"] == {str(k): v for k, v in LABELS.items()} == {"0": "background", "1": "bone"}
-    assert (len(dl["training"]), len(dl["validation"]), len(dl["testing"])) == split_counts(2)
-    seen = set()
-    for key in ("training", "validation", "testing"):
-        for item in dl[key]:
-            for k in ("image", "label"):
-                assert not os.path.isabs(item[k]) and (dataset / item[k]).is_file()
-                seen.add(item[k])
-    assert len(seen) == 4
     assert dl["spacing_mm"] == list(SPACING)
     marker = json.loads((dataset / MARKER_NAME).read_text())
     assert marker["bundle"] == BUNDLE and marker["settings"]["num_slices"] == N_SMALL
 
 
 def test_refuses_foreign_directory_and_bad_arguments(tmp_path):
-    foreign = tmp_path / "mine"
-    foreign.mkdir()
-    (foreign / "notes.txt").write_text("precious")
+    foreign = make_foreign_dir(tmp_path)
     with pytest.raises(OutputDirError):
         write_lower_limb_dataset(foreign, num_volumes=1, num_slices=1)
-    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+    assert_untouched(foreign)
     for kwargs in ({"num_volumes": 0}, {"seed": -1}, {"num_slices": 0}):
         with pytest.raises(ValueError):
             write_lower_limb_dataset(tmp_path / "x", **kwargs)

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -26,18 +22,22 @@ from scripts.phantoms.spine_ct import (
     volume_seed,
     write_spine_dataset,
 )
+from tests.scripts.phantom_helpers import (
+    assert_untouched,
+    check_datalist,
+    dataset_fixture,
+    load_nifti,
+    make_foreign_dir,
+    run_demo_data,
+)
 
-REPO = Path(__file__).resolve().parents[2]
 NS = 10  # slices per volume in the fast tests (30 mm)
 VERTEBRAL_BONE = (S.CORTICAL, S.CANCELLOUS)
 
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    """Three short volumes of seed 0 (thoracic, thoracolumbar and lumbar)."""
-    out = tmp_path_factory.mktemp("spine_demo")
-    write_spine_dataset(out, num_volumes=3, seed=0, log=None, workers=1, num_slices=NS)
-    return out
+dataset = dataset_fixture(
+    write_spine_dataset, "spine_demo", "Three short volumes of seed 0 (thoracic, thoracolumbar and lumbar).",
+    num_volumes=3, seed=0, workers=1, num_slices=NS,
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +55,6 @@ def low_lumbar():
     return render_spine_volume(rng, 12, return_tissues=True, params=params)
 
 
-def _load(path: Path):
-    img = nib.load(str(path))
-    return img, np.asarray(img.dataobj)
-
-
 def _hu(vol, code):
     img, _, t = vol
     return img[t["tissue"] == code]
@@ -72,8 +67,8 @@ def _hu(vol, code):
 
 def test_same_seed_gives_identical_files_and_arrays(dataset, thoracic, tmp_path):
     img, lab, _ = thoracic
-    _, img_f = _load(dataset / "imagesTr" / "spine_000.nii.gz")
-    _, lab_f = _load(dataset / "labelsTr" / "spine_000.nii.gz")
+    _, img_f = load_nifti(dataset / "imagesTr" / "spine_000.nii.gz")
+    _, lab_f = load_nifti(dataset / "labelsTr" / "spine_000.nii.gz")
     np.testing.assert_array_equal(img_f, img)
     np.testing.assert_array_equal(lab_f, lab)
     # a second run writes the same bytes (volume i depends only on the seed and i)
@@ -96,10 +91,7 @@ def test_different_seed_gives_different_volume(dataset, thoracic):
 
 def test_cli_writes_a_full_size_dataset(tmp_path):
     out = tmp_path / "cli"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(REPO), env.get("PYTHONPATH", "")] if p)
-    cmd = [sys.executable, "-m", "scripts.demo_data", BUNDLE, "--out", str(out), "--num_volumes", "2"]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    proc = run_demo_data(BUNDLE, out, "--num_volumes", 2)
     assert proc.returncode == 0, proc.stderr
     assert "[1/2] imagesTr/spine_000.nii.gz" in proc.stdout
     assert "[2/2] imagesTr/spine_001.nii.gz" in proc.stdout
@@ -107,8 +99,8 @@ def test_cli_writes_a_full_size_dataset(tmp_path):
     dl = json.loads((out / "datalist.json").read_text())
     assert (len(dl["training"]), len(dl["validation"]), len(dl["testing"])) == split_counts(2) == (1, 1, 0)
     for i in range(2):
-        img, data = _load(out / "imagesTr" / f"spine_{i:03d}.nii.gz")
-        _, lab = _load(out / "labelsTr" / f"spine_{i:03d}.nii.gz")
+        img, data = load_nifti(out / "imagesTr" / f"spine_{i:03d}.nii.gz")
+        _, lab = load_nifti(out / "labelsTr" / f"spine_{i:03d}.nii.gz")
         assert data.shape == lab.shape == (512, 512, 40)
         assert data.dtype == np.int16 and lab.dtype == np.uint8
         np.testing.assert_allclose(img.affine, spine_affine(40))
@@ -130,7 +122,7 @@ def test_geometry_and_header(dataset):
         paths = sorted((dataset / sub).glob("spine_*.nii.gz"))
         assert len(paths) == 3
         for path in paths:
-            img, data = _load(path)
+            img, data = load_nifti(path)
             assert data.shape == SHAPE_XY + (NS,) == (512, 512, NS)
             assert data.dtype == (np.int16 if sub == "imagesTr" else np.uint8)
             assert nib.aff2axcodes(img.affine) == ("L", "P", "S")
@@ -166,27 +158,17 @@ def test_anatomy_is_where_the_affine_says(thoracic):
 
 
 def test_datalist(dataset):
-    dl = json.loads((dataset / "datalist.json").read_text())
-    assert "synthetic" in dl["description"] and "not real data" in dl["description"]
+    dl = check_datalist(dataset, 3)
     assert dl["labels"] == {"0": "background", "1": "spine"} == {str(k): v for k, v in LABELS.items()}
     assert (len(dl["training"]), len(dl["validation"]), len(dl["testing"])) == (1, 1, 1)
-    seen = set()
-    for key in ("training", "validation", "testing"):
-        for item in dl[key]:
-            for k in ("image", "label"):
-                assert not os.path.isabs(item[k]) and (dataset / item[k]).is_file()
-                seen.add(item[k])
-    assert len(seen) == 6
     assert dl["spacing_mm"] == list(SPACING)
 
 
 def test_refuses_foreign_non_empty_directory(tmp_path):
-    foreign = tmp_path / "mine"
-    foreign.mkdir()
-    (foreign / "notes.txt").write_text("precious")
+    foreign = make_foreign_dir(tmp_path)
     with pytest.raises(OutputDirError):
         write_spine_dataset(foreign, num_volumes=1, num_slices=1)
-    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+    assert_untouched(foreign)
     assert demo_data.GENERATORS[BUNDLE][0] == "scripts.phantoms.spine_ct:write_spine_dataset"
     assert demo_data.generator_for(BUNDLE) is write_spine_dataset
 
@@ -239,7 +221,7 @@ def test_label_is_vertebral_bone_only(dataset, thoracic, low_lumbar):
         assert np.abs(ii - np.median(ii)).max() * SPACING[0] < 80
         assert np.abs(jj - np.median(jj)).max() * SPACING[1] < 110
     for path in sorted((dataset / "labelsTr").glob("*.nii.gz")):
-        _, lab = _load(path)
+        _, lab = load_nifti(path)
         frac = lab.mean(axis=(0, 1))
         assert frac.max() < 0.03 and frac.mean() > 0.001, frac
 
@@ -266,7 +248,7 @@ def test_every_vertebral_slice_has_label_and_discs_have_little(dataset, thoracic
         assert canal.any(axis=(0, 1)).all() and not lab[canal].any()
         assert len(t["levels"]) >= 1
     for path in sorted((dataset / "labelsTr").glob("*.nii.gz")):
-        _, lab = _load(path)
+        _, lab = load_nifti(path)
         assert lab.any(axis=(0, 1)).all()  # the spine runs through every slice
 
 
