@@ -1,0 +1,121 @@
+"""Organ names and mask helpers of the head-and-neck OAR task (two-stage 3D U-Net thesis).
+
+Shared by ``scripts/phantoms/head_neck_ct.py`` (which renders CT-like volumes from the expert masks of
+Nikolov et al. 2018, ``shared/data/hn_oar_masks``) and the ``head_neck_two_stage_unet`` bundle.
+
+Label ids: ``0`` background, then ``ORGANS[i]`` has label ``i + 1`` (1 brainstem ... 8 mandible).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "ORGANS",
+    "CLASS_NAMES",
+    "SOURCE_NAMES",
+    "normalise_organ_name",
+    "find_organ_files",
+    "largest_component",
+]
+
+#: The thesis's 8 organs at risk; label = index + 1.
+ORGANS = (
+    "brainstem",
+    "eye_left",
+    "eye_right",
+    "optic_nerve_left",
+    "optic_nerve_right",
+    "parotid_left",
+    "parotid_right",
+    "mandible",
+)
+#: Class names of the 9-channel output (label id = index).
+CLASS_NAMES = ("background",) + ORGANS
+#: Organ key -> mask file stem in ``hn_oar_masks/<case>/segmentations`` (eyes are the "Orbit" globes).
+SOURCE_NAMES = {
+    "brainstem": "Brainstem",
+    "eye_left": "Orbit-Lt",
+    "eye_right": "Orbit-Rt",
+    "optic_nerve_left": "Optic-Nerve-Lt",
+    "optic_nerve_right": "Optic-Nerve-Rt",
+    "parotid_left": "Parotid-Lt",
+    "parotid_right": "Parotid-Rt",
+    "mandible": "Mandible",
+}
+
+_SUFFIXES = (".nii.gz", ".nrrd", ".nii", ".nhdr", ".mha")
+_SEPARATORS = re.compile(r"[\s_\-]+")
+
+
+def normalise_organ_name(name: str) -> str:
+    """``"Optic-Nerve-Lt.nrrd"``, ``"optic_nerve_lt"`` and ``"Optic Nerve Lt"`` all give ``"optic_nerve_lt"``.
+
+    Lower case; runs of ``-``, ``_`` and white space become one ``_`` (leading/trailing ones are
+    dropped); a ``.nrrd``/``.nii.gz``/``.nii``/``.nhdr``/``.mha`` suffix is stripped first.
+    """
+    name = os.path.basename(str(name)).strip()
+    lower = name.lower()
+    for suffix in _SUFFIXES:
+        if lower.endswith(suffix):
+            lower = lower[: -len(suffix)]
+            break
+    return _SEPARATORS.sub("_", lower).strip("_")
+
+
+def find_organ_files(seg_dir: str | os.PathLike) -> dict[str, Path]:
+    """Mask files of one case: ``{normalised organ name: path}`` (e.g. ``"orbit_lt"``).
+
+    Raises:
+        FileNotFoundError: ``seg_dir`` is not a directory.
+        ValueError: two files normalise to the same organ name (e.g. ``Orbit-Lt.nrrd`` and
+            ``Orbit_Lt.nrrd``), which would make the organ ambiguous.
+    """
+    seg_dir = Path(seg_dir)
+    if not seg_dir.is_dir():
+        raise FileNotFoundError(f"organ mask folder {seg_dir} does not exist")
+    found: dict[str, Path] = {}
+    for path in sorted(seg_dir.iterdir()):
+        if not path.is_file() or not path.name.lower().endswith(_SUFFIXES):
+            continue
+        key = normalise_organ_name(path.name)
+        if key in found:
+            raise ValueError(
+                f"{seg_dir}: {found[key].name} and {path.name} both normalise to organ {key!r}; "
+                "remove one of them"
+            )
+        found[key] = path
+    return found
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 26-connected (face, edge or corner neighbours) component of a 3D mask, as ``bool``.
+
+    Stray voxels and islands are dropped (e.g. case 0522c0629's Orbit-Lt); an empty mask stays empty.
+    Ties between equally large components go to the one met first in C order. Work is done on the
+    mask's bounding box, so large sparse volumes are cheap.
+    """
+    from scipy import ndimage as ndi
+
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 3:
+        raise ValueError(f"expected a 3D mask, got shape {mask.shape}")
+    out = np.zeros(mask.shape, dtype=bool)
+    if not mask.any():
+        return out
+    box = tuple(
+        slice(int(idx[0]), int(idx[-1]) + 1)
+        for idx in (np.nonzero(mask.any(axis=tuple(a for a in range(3) if a != ax)))[0] for ax in range(3))
+    )
+    labels, n = ndi.label(mask[box], structure=np.ones((3, 3, 3), dtype=bool))
+    if n <= 1:
+        out[box] = labels > 0
+        return out
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    out[box] = labels == int(np.argmax(sizes))
+    return out

@@ -1,0 +1,292 @@
+"""Two-stage organ segmentation of paper 002: stage-1 localisation -> organ boxes -> stage-2 crops -> merge.
+
+Liu Ting 2020, "Research and Application on CT Image of Head and Neck Based on 3D Unet", master's thesis,
+Xi'an Jiaotong University, section 3.4 (Figs. 3-6 and 3-7). The thesis never quantifies the box padding or
+the merge rule; the defaults here are the design notes' [D] choices (papers.md section 3.4):
+
+* organ box = bounding box of the **largest 3D connected component** of that organ's voxels;
+* enlarged by ``max(min_margin, fraction * extent)`` voxels on each side per axis
+  (``min_margin = (8, 8, 3)``: 8 voxels in-plane, 3 slices in z; ``fraction = 0.15``), clipped to the volume;
+* at training time the ground-truth box also gets ``+-jitter`` (4) voxels on every face, so stage 2 sees
+  boxes as imprecise as stage 1's;
+* each organ's foreground probability is resized back to its box and pasted into a full-size map; the final
+  label is the organ with the highest probability where that is > 0.5, background elsewhere.
+
+Axes are MONAI's: ``(B, C, X, Y, Z)`` after ``Orientationd("RAS")``, so a thesis size "slices x length x
+width" (z, y, x) is written ``(x, y, z)`` here, e.g. the mandible crop 64x128x128 is ``(128, 128, 64)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Hashable, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from monai.config import KeysCollection
+from monai.data import MetaTensor
+from monai.transforms import LoadImage, MapTransform, Randomizable, Resize, SpatialCrop
+from monai.transforms.utils import get_largest_connected_component_mask
+
+from .unet3d import UNet3D
+
+__all__ = [
+    "Box",
+    "organ_box",
+    "expand_box",
+    "jitter_box",
+    "box_slices",
+    "crop_and_resize",
+    "paste_max",
+    "TwoStageUNet",
+    "OrganCropd",
+    "foreground_weight",
+]
+
+logger = logging.getLogger(__name__)
+
+#: A box: one ``(start, stop)`` pair (stop exclusive) per spatial axis.
+Box = tuple[tuple[int, int], ...]
+
+
+def organ_box(mask: torch.Tensor | np.ndarray) -> Box | None:
+    """Bounding box of the largest 3D connected component (full 26-connectivity) of ``mask``; None if empty.
+
+    ``mask`` is a spatial boolean array (no channel axis). Using the largest component, never the raw
+    extent, keeps a few stray voxels (e.g. case 0522c0629's Orbit-Lt) from blowing the box up.
+    """
+    mask = torch.as_tensor(mask).bool()
+    if not mask.any():
+        return None
+    largest = torch.as_tensor(get_largest_connected_component_mask(mask))
+    idx = torch.nonzero(largest)
+    return tuple((int(lo), int(hi) + 1) for lo, hi in zip(idx.min(0).values, idx.max(0).values))
+
+
+def expand_box(
+    box: Box, shape: Sequence[int], min_margin: Sequence[int] = (8, 8, 3), fraction: float = 0.15
+) -> Box:
+    """Enlarge ``box`` by ``max(min_margin[a], ceil(fraction * extent))`` on both sides of axis ``a``, clipped."""
+    out = []
+    for (lo, hi), size, m in zip(box, shape, min_margin):
+        margin = max(int(m), math.ceil(fraction * (hi - lo)))
+        out.append((max(0, lo - margin), min(int(size), hi + margin)))
+    return tuple(out)
+
+
+def jitter_box(box: Box, shape: Sequence[int], jitter: int, rng: np.random.RandomState) -> Box:
+    """Move every face of ``box`` by a uniform integer in ``[-jitter, jitter]`` (position and size), clipped."""
+    out = []
+    for (lo, hi), size in zip(box, shape):
+        lo2 = int(np.clip(lo + rng.randint(-jitter, jitter + 1), 0, size - 1))
+        hi2 = int(np.clip(hi + rng.randint(-jitter, jitter + 1), lo2 + 1, size))
+        out.append((lo2, hi2))
+    return tuple(out)
+
+
+def box_slices(box: Box) -> tuple[slice, ...]:
+    """``box`` as a tuple of slices over the spatial axes."""
+    return tuple(slice(lo, hi) for lo, hi in box)
+
+
+def crop_and_resize(x: torch.Tensor, box: Box, size: Sequence[int], mode: str = "trilinear") -> torch.Tensor:
+    """Cut ``box`` out of ``x`` (B, C, *S) and resize it to ``size``: (B, C, *size)."""
+    crop = x[(slice(None), slice(None)) + box_slices(box)]
+    return F.interpolate(crop, size=tuple(size), mode=mode, align_corners=False if mode == "trilinear" else None)
+
+
+def paste_max(full: torch.Tensor, crop: torch.Tensor, box: Box) -> None:
+    """Resize ``crop`` (B, C, *size) to ``box``'s extent and write ``max(full, crop)`` into ``full`` (B, C, *S)."""
+    extent = tuple(hi - lo for lo, hi in box)
+    region = (slice(None), slice(None)) + box_slices(box)
+    resized = F.interpolate(crop, size=extent, mode="trilinear", align_corners=False)
+    full[region] = torch.maximum(full[region], resized)
+
+
+class TwoStageUNet(nn.Module):
+    """Paper 002's whole inference pipeline as one module: stage-1 9-class U-Net, then one binary U-Net per organ.
+
+    ``forward(x)``: ``x`` (B, in_channels, X, Y, Z) is a preprocessed CT at the working grid (1 x 1 x 2.5 mm,
+    windowed and standardised); returns **probabilities** (B, 1 + n_organs, X, Y, Z) on the same grid, so
+    ``AsDiscrete(argmax=True)`` gives the label map:
+
+    1. the volume is resized (trilinear) to ``stage1_size`` (thesis 208 x 208 x 72) and segmented by
+       ``stage1`` (:class:`~custom_networks.unet3d.UNet3D`, 1 + n_organs classes); its logits are resized back
+       (trilinear) and argmax-ed;
+    2. per organ, the box of the largest connected component of that label, enlarged (:func:`expand_box`), is
+       cut from ``x``, resized to the organ's ``crop_sizes`` entry (thesis Table 3-2) and segmented by
+       ``stage2[organ]`` (UNet3D, 2 classes);
+    3. the foreground probabilities are pasted back (:func:`paste_max`); channel 0 is the constant 0.5, so the
+       argmax is the most probable organ where it exceeds 0.5 and background elsewhere. An organ stage 1 misses
+       stays empty and a warning names it.
+
+    With ``use_stage2=False`` the output is stage 1's softmax resized to the input grid (the "stage 1 alone"
+    row of the thesis's Table 3-7). Weights of both stages live in one state dict (``stage1.*``,
+    ``stage2.<organ>.*``), so one ``models/model.pt`` holds the whole pipeline.
+
+    Args:
+        organs: organ names in label order (label ``i + 1`` is ``organs[i]``).
+        crop_sizes: organ -> stage-2 input size ``(x, y, z)``; each divisible by ``2 ** (len(features) - 1)``.
+        stage1_size: stage-1 input size ``(x, y, z)`` (thesis 208 x 208 x 72).
+        in_channels, features, norm, dropout: passed to every :class:`~custom_networks.unet3d.UNet3D`.
+        min_margin, fraction: box enlargement (see :func:`expand_box`).
+        use_stage2: run stage 2 (default) or return stage 1's probabilities.
+    """
+
+    def __init__(
+        self,
+        organs: Sequence[str],
+        crop_sizes: Mapping[str, Sequence[int]],
+        stage1_size: Sequence[int] = (208, 208, 72),
+        in_channels: int = 1,
+        features: Sequence[int] = (24, 48, 96, 192),
+        norm: str = "instance",
+        dropout: float = 0.5,
+        min_margin: Sequence[int] = (8, 8, 3),
+        fraction: float = 0.15,
+        use_stage2: bool = True,
+    ) -> None:
+        super().__init__()
+        self.organs = tuple(organs)
+        missing = [o for o in self.organs if o not in crop_sizes]
+        if missing:
+            raise ValueError(f"crop_sizes has no entry for {missing}; give an (x, y, z) size for every organ.")
+        self.crop_sizes = {o: tuple(int(s) for s in crop_sizes[o]) for o in self.organs}
+        self.stage1_size = tuple(int(s) for s in stage1_size)
+        self.min_margin = tuple(min_margin)
+        self.fraction = fraction
+        self.use_stage2 = use_stage2
+        net = dict(in_channels=in_channels, features=features, norm=norm, dropout=dropout)
+        self.stage1 = UNet3D(out_channels=1 + len(self.organs), **net)
+        self.stage2 = nn.ModuleDict({o: UNet3D(out_channels=2, **net) for o in self.organs})
+        for name, size in [("stage1_size", self.stage1_size)] + [(f"crop_sizes[{o}]", s) for o, s in self.crop_sizes.items()]:
+            if any(s % self.stage1.size_multiple for s in size):
+                raise ValueError(f"{name} = {size} must be divisible by {self.stage1.size_multiple} in every axis.")
+
+    def stage1_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Stage-1 logits resized back to ``x``'s grid: (B, 1 + n_organs, X, Y, Z)."""
+        small = F.interpolate(x, size=self.stage1_size, mode="trilinear", align_corners=False)
+        return F.interpolate(self.stage1(small), size=x.shape[2:], mode="trilinear", align_corners=False)
+
+    def organ_boxes(self, labels: torch.Tensor) -> dict[str, Box | None]:
+        """Enlarged stage-2 box of every organ in a (X, Y, Z) label map (None where the organ is absent)."""
+        boxes = {}
+        for i, organ in enumerate(self.organs, start=1):
+            box = organ_box(labels == i)
+            boxes[organ] = None if box is None else expand_box(box, labels.shape, self.min_margin, self.fraction)
+        return boxes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 5:
+            raise ValueError(f"TwoStageUNet expects a (B, C, X, Y, Z) volume, got shape {tuple(x.shape)}.")
+        x = x.as_tensor() if isinstance(x, MetaTensor) else x
+        logits = self.stage1_logits(x)
+        if not self.use_stage2:
+            return torch.softmax(logits, dim=1)
+        labels = logits.argmax(dim=1)
+        del logits
+        out = torch.zeros((x.shape[0], 1 + len(self.organs)) + tuple(x.shape[2:]), dtype=x.dtype, device=x.device)
+        out[:, 0] = 0.5
+        for b in range(x.shape[0]):
+            for i, (organ, box) in enumerate(self.organ_boxes(labels[b]).items(), start=1):
+                if box is None:
+                    warnings.warn(f"stage 1 found no {organ} in volume {b}; its output is empty.", stacklevel=2)
+                    continue
+                crop = crop_and_resize(x[b : b + 1], box, self.crop_sizes[organ])
+                prob = torch.softmax(self.stage2[organ](crop), dim=1)[:, 1:]
+                paste_max(out[b : b + 1, i : i + 1], prob, box)
+        return out
+
+
+class OrganCropd(Randomizable, MapTransform):
+    """Stage-2 training sample of one organ: the ground-truth box, enlarged and jittered, resized to the organ's size.
+
+    Thesis section 3.4: "from the original image and ground-truth label, extract each organ's bbox, add padding,
+    then resize to the organ's fixed size (Table 3-2)". Boxes come from the largest connected component of
+    ``label == organ_label`` (:func:`organ_box`), enlarged like at inference (:func:`expand_box`) and moved by
+    ``+-jitter`` voxels per face (:func:`jitter_box`; 0 for validation). The image is resized trilinearly, the
+    label by nearest neighbour and made binary (1 = this organ, 0 = everything else, other organs included).
+    A case without the organ gives a centred crop of ``spatial_size`` with an empty label and a warning.
+
+    Shapes: ``image`` (C, X, Y, Z) and ``label`` (1, X, Y, Z) -> both (C, *spatial_size).
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        organ_label: int,
+        spatial_size: Sequence[int],
+        label_key: str = "label",
+        min_margin: Sequence[int] = (8, 8, 3),
+        fraction: float = 0.15,
+        jitter: int = 4,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        self.organ_label = int(organ_label)
+        self.spatial_size = tuple(int(s) for s in spatial_size)
+        self.label_key = label_key
+        self.min_margin = tuple(min_margin)
+        self.fraction = fraction
+        self.jitter = int(jitter)
+
+    def randomize(self, data=None) -> None:  # boxes are drawn in __call__, where the volume shape is known
+        pass
+
+    def box_for(self, label: torch.Tensor, name: str = "") -> Box:
+        """The (jittered) crop box of this organ in a (1, X, Y, Z) label."""
+        shape = tuple(label.shape[1:])
+        box = organ_box(torch.as_tensor(label[0]) == self.organ_label)
+        if box is None:
+            warnings.warn(f"{name or 'a training case'} has no voxels of label {self.organ_label}; using a centred crop.")
+            return tuple(
+                (max(0, (s - c) // 2), min(s, (s - c) // 2 + c)) for s, c in zip(shape, self.spatial_size)
+            )
+        box = expand_box(box, shape, self.min_margin, self.fraction)
+        return jitter_box(box, shape, self.jitter, self.R) if self.jitter else box
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        label = d[self.label_key]
+        box = self.box_for(label, str(getattr(label, "meta", {}).get("filename_or_obj", "")))
+        crop = SpatialCrop(roi_start=[lo for lo, _ in box], roi_end=[hi for _, hi in box])
+        for key in self.key_iterator(d):
+            is_label = key == self.label_key
+            out = Resize(self.spatial_size, mode="nearest" if is_label else "trilinear")(crop(d[key]))
+            d[key] = (out == self.organ_label).to(out.dtype) if is_label else out
+        return d
+
+
+def foreground_weight(
+    data: Sequence[Mapping[str, str]],
+    organ_label: int,
+    min_margin: Sequence[int] = (8, 8, 3),
+    fraction: float = 0.15,
+    cap: float = 50.0,
+) -> list[float]:
+    """Class weights ``[1, w_fg]`` for a stage-2 net's cross entropy, ``w_fg = N_bg / N_fg`` over its training crops.
+
+    Thesis section 3.6: stage 2 uses "cross entropy with a proportion term"; the design notes' [D] reading is a
+    foreground weight equal to the background/foreground voxel ratio in that organ's enlarged ground-truth
+    boxes, summed over the training labels (``data``: datalist entries with a ``"label"`` path), capped at
+    ``cap``. Resizing a box to the crop size keeps the ratio, so it is measured on the labels' own grid.
+    """
+    loader = LoadImage(image_only=True, dtype=None)
+    n_fg = n_all = 0
+    for item in data:
+        label = torch.as_tensor(loader(item["label"]))
+        box = organ_box(label == organ_label)
+        if box is None:
+            continue
+        region = label[box_slices(expand_box(box, label.shape, min_margin, fraction))]
+        n_fg += int((region == organ_label).sum())
+        n_all += region.numel()
+    if n_fg == 0:
+        raise ValueError(
+            f"no training label contains organ label {organ_label}; check the datalist's labels or the organ list."
+        )
+    return [1.0, float(min((n_all - n_fg) / n_fg, cap))]
