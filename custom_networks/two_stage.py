@@ -32,6 +32,7 @@ from monai.data import MetaTensor
 from monai.transforms import LoadImage, MapTransform, Randomizable, Resize, SpatialCrop
 from monai.transforms.utils import get_largest_connected_component_mask
 
+from .support.paths import as_bool
 from .unet3d import UNet3D
 
 __all__ = [
@@ -159,7 +160,7 @@ class TwoStageUNet(nn.Module):
         self.stage1_size = tuple(int(s) for s in stage1_size)
         self.min_margin = tuple(min_margin)
         self.fraction = fraction
-        self.use_stage2 = use_stage2
+        self.use_stage2 = as_bool(use_stage2, "use_stage2")
         net = dict(in_channels=in_channels, features=features, norm=norm, dropout=dropout)
         self.stage1 = UNet3D(out_channels=1 + len(self.organs), **net)
         self.stage2 = nn.ModuleDict({o: UNet3D(out_channels=2, **net) for o in self.organs})

@@ -21,6 +21,8 @@ from monai.transforms import MapTransform
 from monai.utils import convert_to_numpy
 from scipy import ndimage as ndi
 
+from .paths import as_bool
+
 __all__ = ["SaveSurfaceMeshd", "label_surface_mesh", "save_surface_mesh"]
 
 #: RAS (MONAI/NIfTI world) -> LPS (DICOM patient, STL convention of 3D Slicer).
@@ -119,7 +121,7 @@ class SaveSurfaceMeshd(MapTransform):
         self.output_dir = os.fspath(output_dir)
         self.output_postfix = output_postfix
         self.min_component_voxels = int(min_component_voxels)
-        self.enabled = bool(enabled)
+        self.enabled = as_bool(enabled, "enabled (save_mesh)")
         self.print_log = print_log
 
     @staticmethod
