@@ -184,7 +184,12 @@ class TwoStageUNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 5:
             raise ValueError(f"TwoStageUNet expects a (B, C, X, Y, Z) volume, got shape {tuple(x.shape)}.")
-        x = x.as_tensor() if isinstance(x, MetaTensor) else x
+        source = x if isinstance(x, MetaTensor) else None
+        x = x.as_tensor() if source is not None else x  # plain tensors inside; metadata restored on the output
+        out = self._segment(x)
+        return out if source is None else MetaTensor(out).copy_meta_from(source)
+
+    def _segment(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.stage1_logits(x)
         if not self.use_stage2:
             return torch.softmax(logits, dim=1)

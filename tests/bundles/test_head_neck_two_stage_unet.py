@@ -1,0 +1,161 @@
+"""The head-and-neck two-stage bundle on tiny CT rendered from the real organ masks (skipped without them).
+
+Stage 1, the eight stage-2 nets, evaluation with and without stage 2, inference geometry, the single-stage
+baseline, and the MONAI checks (``check_properties``, ``verify_metadata``, ``verify_net_in_out``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from types import SimpleNamespace
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from monai.bundle import verify_metadata, verify_net_in_out
+
+from tests.bundles.helpers import BundleUnderTest, error_chain, run
+from tests.conftest import REPO, SHARED_DATA
+
+MASKS = SHARED_DATA / "hn_oar_masks"
+pytestmark = pytest.mark.skipif(not MASKS.is_dir(), reason=f"head-and-neck organ masks not found at {MASKS}")
+
+ORGANS = ["brainstem", "eye_left", "eye_right", "optic_nerve_left", "optic_nerve_right",
+          "parotid_left", "parotid_right", "mandible"]
+#: 6 x 6 x 7.5 mm rendered cases (about 83 x 83 x 55) and matching tiny networks
+TINY = {
+    "features": [4, 8, 16, 32],
+    "stage1_size": [32, 32, 16],
+    "crop_sizes": {o: [16, 16, 16] for o in ORGANS},
+    "pixdim": [6.0, 6.0, 7.5],
+    "min_margin": [2, 2, 1],
+    "val_interval": 1,
+}
+CASES = ["0522c0017", "0522c0057", "0522c0161"]
+
+
+def bundle() -> BundleUnderTest:
+    return BundleUnderTest("head_neck_two_stage_unet", TINY)
+
+
+def ckpt_state(path) -> dict:
+    state = torch.load(path, weights_only=True)
+    return state.get("model", state)
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    """Three tiny rendered cases (1 training, 1 validation, 1 testing) and the whole train.json run on them."""
+    from scripts.prepare_head_neck import prepare
+
+    data = tmp_path_factory.mktemp("hn_data")
+    prepare(str(MASKS), str(data), cases=CASES, voxel_size=(6.0, 6.0, 7.5), workers=1, log=lambda *_: None)
+    ckpt = tmp_path_factory.mktemp("hn_models")
+    b = bundle()
+    run(b.workflow(["train.json"], "train", dataset_dir=str(data), ckpt_dir=str(ckpt), output_dir=str(ckpt / "tb"),
+                   max_epochs=2, **{"stage2#max_epochs": 1}))
+    return SimpleNamespace(bundle=b, data=data, ckpt=ckpt)
+
+
+def _testing(data, key="image"):
+    return data / json.loads((data / "datalist.json").read_text())["testing"][0][key]
+
+
+def test_train_json_trains_both_stages_into_one_loadable_checkpoint(case):
+    state = ckpt_state(case.ckpt / "model.pt")
+    net = case.bundle.workflow(["inference.json"], "infer").parser.get_parsed_content("network_def")
+    assert set(state) == set(net.state_dict())
+    assert {k.split(".")[1] for k in state if k.startswith("stage2.")} == set(ORGANS)
+    net.load_state_dict(state)
+
+
+def test_stage2_run_trains_only_its_organ_net(case, tmp_path):
+    ckpt = tmp_path / "models"
+    ckpt.mkdir()
+    (ckpt / "model.pt").write_bytes((case.ckpt / "model.pt").read_bytes())
+    before = ckpt_state(ckpt / "model.pt")
+    run(case.bundle.workflow(["train.json", "train_stage2.json"], "train", dataset_dir=str(case.data),
+                             ckpt_dir=str(ckpt), output_dir=str(tmp_path / "tb"), organ="mandible", max_epochs=2))
+    after = ckpt_state(ckpt / "model.pt")
+    changed = {k.split(".")[0] + ("." + k.split(".")[1] if k.startswith("stage2") else "")
+               for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"stage2.mandible"}
+
+
+def test_stage2_without_a_stage1_checkpoint_says_what_to_do(case, tmp_path):
+    wf = case.bundle.workflow(["train.json", "train_stage2.json"], "train", dataset_dir=str(case.data),
+                              ckpt_dir=str(tmp_path), organ="eye_left")
+    with pytest.raises(Exception) as e:
+        wf.initialize()
+    assert "No trained weights" in error_chain(e.value) and str(tmp_path / "model.pt") in error_chain(e.value)
+
+
+@pytest.mark.parametrize("use_stage2", [True, False])
+def test_evaluate_reports_dice_and_hd95_per_organ(case, tmp_path, use_stage2):
+    run(case.bundle.workflow(["train.json", "evaluate.json"], "eval", dataset_dir=str(case.data),
+                             ckpt_dir=str(case.ckpt), output_dir=str(tmp_path), use_stage2=use_stage2))
+    summary = dict(csv.reader(open(tmp_path / "metrics.csv")))
+    assert set(summary) == {"val_mean_dice", "val_hd95_mm"}
+    rows = list(csv.DictReader(open(tmp_path / "val_mean_dice_raw.csv")))
+    assert len(rows) == 1 and set(rows[0]) == {"filename"} | {f"class{i}" for i in range(8)} | {"mean"}
+    assert all(0.0 <= float(rows[0][f"class{i}"]) <= 1.0 for i in range(8))
+
+
+def test_inference_writes_a_label_map_in_the_input_geometry(case, tmp_path):
+    image = _testing(case.data)
+    run(case.bundle.workflow(["inference.json"], "infer", datalist=[str(image)], ckpt_dir=str(case.ckpt),
+                             output_dir=str(tmp_path)))
+    src = nib.load(image)
+    out = nib.load(next(tmp_path.glob("*_seg.nii.gz")))
+    assert out.shape == src.shape and out.get_data_dtype() == np.uint8
+    np.testing.assert_allclose(out.affine, src.affine, atol=1e-4)
+    assert set(np.unique(np.asarray(out.dataobj)).tolist()) <= set(range(9))
+
+
+def test_single_stage_baseline_trains_and_evaluates(case, tmp_path):
+    overrides = dict(dataset_dir=str(case.data), ckpt_dir=str(tmp_path / "models"), patch_size=[16, 16, 16])
+    run(case.bundle.workflow(["train.json", "train_baseline.json"], "train", output_dir=str(tmp_path / "tb"),
+                             max_epochs=1, **overrides))
+    state = ckpt_state(tmp_path / "models" / "model.pt")
+    assert any(k.startswith("head.") for k in state) and not any(k.startswith("stage") for k in state)
+    run(case.bundle.workflow(["train.json", "train_baseline.json", "evaluate.json"], "eval",
+                             output_dir=str(tmp_path / "eval"), **overrides))
+    assert (tmp_path / "eval" / "val_mean_dice_raw.csv").is_file()
+
+
+def test_check_properties_all_configs(case):
+    for files, kind in [(["train.json"], "train"), (["train.json", "train_stage2.json"], "train"),
+                        (["train.json", "train_baseline.json"], "train"), (["train.json", "evaluate.json"], "eval"),
+                        (["inference.json"], "infer")]:
+        wf = case.bundle.workflow(files, kind, dataset_dir=str(case.data), ckpt_dir=str(case.ckpt))
+        wf.initialize()
+        assert wf.check_properties() == [], files
+
+
+def test_preprocessing_is_shared_between_train_and_inference():
+    b = bundle()
+    train = b.workflow(["train.json"], "train").parser
+    infer = b.workflow(["inference.json"], "infer").parser
+    strip = lambda t: {k: v for k, v in t.items() if k not in ("keys", "num_classes", "mode")}  # noqa: E731
+    steps = [strip(t) for t in infer["preprocessing"]["transforms"] if t["_target_"] not in (
+        "custom_networks.support.dicom.CheckDicomSeriesd", "EnsureTyped")]
+    assert [strip(t) for t in train["load_transforms"]] == steps
+    assert train["network_def"] == infer["network_def"]
+    keys = ("organs", "pixdim", "window_min", "window_max", "intensity_mean", "intensity_std", "features", "norm",
+            "dropout", "stage1_size", "crop_sizes", "min_margin", "box_fraction")
+    assert {k: train[k] for k in keys} == {k: infer[k] for k in keys}
+
+
+def test_metadata_verifies_offline_and_names_every_class():
+    configs = bundle().configs
+    verify_metadata(meta_file=str(configs / "metadata.json"), filepath=str(REPO / "bundles" / "meta_schema.json"))
+    pred = json.loads((configs / "metadata.json").read_text())["network_data_format"]["outputs"]["pred"]
+    assert pred["num_channels"] == 9 and len(pred["channel_def"]) == 9
+
+
+def test_verify_net_in_out():
+    configs = bundle().configs
+    verify_net_in_out(net_id="network_def", meta_file=str(configs / "metadata.json"),
+                      config_file=str(configs / "inference.json"), **TINY)
