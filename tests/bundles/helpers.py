@@ -54,3 +54,12 @@ def error_chain(exc: BaseException) -> str:
 def write_nifti(path: Path, array: np.ndarray, affine: np.ndarray | None = None) -> str:
     nib.save(nib.Nifti1Image(array, np.eye(4) if affine is None else affine), str(path))
     return str(path)
+
+
+def assert_label_map_like(out_dir: Path, image: Path, labels: set[int]) -> None:
+    """The one ``*_seg.nii.gz`` in ``out_dir`` is a uint8 map with ``image``'s shape and affine and ids in ``labels``."""
+    src = nib.load(image)
+    out = nib.load(next(Path(out_dir).glob("*_seg.nii.gz")))
+    assert out.shape == src.shape and out.get_data_dtype() == np.uint8
+    np.testing.assert_allclose(out.affine, src.affine, atol=1e-4)
+    assert set(np.unique(np.asarray(out.dataobj)).tolist()) <= labels

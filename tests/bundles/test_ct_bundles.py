@@ -14,7 +14,7 @@ import pytest
 import torch
 from monai.bundle import verify_metadata, verify_net_in_out
 
-from tests.bundles.helpers import BundleUnderTest, error_chain, run
+from tests.bundles.helpers import BundleUnderTest, assert_label_map_like, error_chain, run
 from tests.conftest import REPO, SHARED_DATA
 
 #: bundle -> (tiny overrides, data fixture, channel name, spatial multiple)
@@ -68,11 +68,7 @@ def test_inference_writes_label_map_in_input_geometry(case, tmp_path):
     image = _testing_image(case.data)
     run(case.bundle.workflow(["inference.json"], "infer", datalist=[str(image)], ckpt_dir=str(case.ckpt),
                              output_dir=str(tmp_path)))
-    src = nib.load(image)
-    out = nib.load(next(tmp_path.glob("*_seg.nii.gz")))
-    assert out.shape == src.shape and out.get_data_dtype() == np.uint8
-    np.testing.assert_allclose(out.affine, src.affine, atol=1e-4)
-    assert set(np.unique(np.asarray(out.dataobj)).tolist()) <= {0, 1}
+    assert_label_map_like(tmp_path, image, {0, 1})
 
 
 def test_check_properties_all_configs(case):

@@ -10,20 +10,18 @@ import csv
 import json
 from types import SimpleNamespace
 
-import nibabel as nib
-import numpy as np
 import pytest
 import torch
 from monai.bundle import verify_metadata, verify_net_in_out
 
-from tests.bundles.helpers import BundleUnderTest, error_chain, run
+from custom_networks.support import head_neck
+from tests.bundles.helpers import BundleUnderTest, assert_label_map_like, error_chain, run
 from tests.conftest import REPO, SHARED_DATA
 
 MASKS = SHARED_DATA / "hn_oar_masks"
 pytestmark = pytest.mark.skipif(not MASKS.is_dir(), reason=f"head-and-neck organ masks not found at {MASKS}")
 
-ORGANS = ["brainstem", "eye_left", "eye_right", "optic_nerve_left", "optic_nerve_right",
-          "parotid_left", "parotid_right", "mandible"]
+ORGANS = list(head_neck.ORGANS)
 #: 6 x 6 x 7.5 mm rendered cases (about 83 x 83 x 55) and matching tiny networks
 TINY = {
     "features": [4, 8, 16, 32],
@@ -107,11 +105,7 @@ def test_inference_writes_a_label_map_in_the_input_geometry(case, tmp_path):
     image = _testing(case.data)
     run(case.bundle.workflow(["inference.json"], "infer", datalist=[str(image)], ckpt_dir=str(case.ckpt),
                              output_dir=str(tmp_path)))
-    src = nib.load(image)
-    out = nib.load(next(tmp_path.glob("*_seg.nii.gz")))
-    assert out.shape == src.shape and out.get_data_dtype() == np.uint8
-    np.testing.assert_allclose(out.affine, src.affine, atol=1e-4)
-    assert set(np.unique(np.asarray(out.dataobj)).tolist()) <= set(range(9))
+    assert_label_map_like(tmp_path, image, set(range(9)))
 
 
 def test_single_stage_baseline_trains_and_evaluates(case, tmp_path):
@@ -143,6 +137,7 @@ def test_preprocessing_is_shared_between_train_and_inference():
         "custom_networks.support.dicom.CheckDicomSeriesd", "EnsureTyped")]
     assert [strip(t) for t in train["load_transforms"]] == steps
     assert train["network_def"] == infer["network_def"]
+    assert train["organs"] == ORGANS  # the label ids prepare_head_neck writes
     keys = ("organs", "pixdim", "window_min", "window_max", "intensity_mean", "intensity_std", "features", "norm",
             "dropout", "stage1_size", "crop_sizes", "min_margin", "box_fraction")
     assert {k: train[k] for k in keys} == {k: infer[k] for k in keys}
