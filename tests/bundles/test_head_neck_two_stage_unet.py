@@ -117,12 +117,16 @@ def test_single_stage_baseline_trains_and_evaluates(case, tmp_path):
     run(case.bundle.workflow(["train.json", "train_baseline.json", "evaluate.json"], "eval",
                              output_dir=str(tmp_path / "eval"), **overrides))
     assert (tmp_path / "eval" / "val_mean_dice_raw.csv").is_file()
+    image = _testing(case.data)
+    run(case.bundle.workflow(["inference.json", "inference_baseline.json"], "infer", datalist=[str(image)],
+                             output_dir=str(tmp_path / "infer"), **overrides))
+    assert_label_map_like(tmp_path / "infer", image, set(range(9)))
 
 
 def test_check_properties_all_configs(case):
     for files, kind in [(["train.json"], "train"), (["train.json", "train_stage2.json"], "train"),
                         (["train.json", "train_baseline.json"], "train"), (["train.json", "evaluate.json"], "eval"),
-                        (["inference.json"], "infer")]:
+                        (["inference.json"], "infer"), (["inference.json", "inference_baseline.json"], "infer")]:
         wf = case.bundle.workflow(files, kind, dataset_dir=str(case.data), ckpt_dir=str(case.ckpt))
         wf.initialize()
         assert wf.check_properties() == [], files
