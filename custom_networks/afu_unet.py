@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 from monai.networks.layers.factories import Conv, Pool
 
-from .base import PaperUNet
+from .base import PaperUNet, bool_flags
 from .blocks.attention_fusion import AttentionFusion
 from .blocks.dasp import DASP
 from .blocks.separable_conv import DoubleConv
@@ -85,6 +85,9 @@ class AFUNet(PaperUNet):
     ) -> None:
         super().__init__(spatial_dims, features)
         features = self.features
+        dasp, attention_fusion, af_branch_conv = bool_flags(
+            dasp=dasp, attention_fusion=attention_fusion, af_branch_conv=af_branch_conv
+        )
 
         # Encoder, top to bottom: two conv-BN-ReLU units per level; max pooling between levels.
         encoder = [DoubleConv(spatial_dims, in_channels, features[0], separable=False)]

@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 import torch
 import torch.nn as nn
 
+from .support.paths import as_bool
+
 
 class PaperUNet(nn.Module):
     """Base for the papers' U-Nets: ``ABLATIONS`` presets, ``from_ablation`` and ``check_input``.
@@ -67,3 +69,9 @@ class PaperUNet(nn.Module):
                 f"{name} input spatial size {spatial} is not divisible by {self.size_multiple} "
                 f"(= 2 ** {len(self.features) - 1} poolings); pad or crop it to a multiple of {self.size_multiple}."
             )
+
+
+def bool_flags(**flags: object) -> tuple[bool, ...]:
+    """The given constructor flags as bools, in order; ``"false"`` from the command line is False (see ``as_bool``)."""
+    return tuple(as_bool(value, name) for name, value in flags.items())
+

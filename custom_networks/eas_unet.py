@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 from monai.networks.layers.factories import Conv, Pool
 
-from .base import PaperUNet
+from .base import PaperUNet, bool_flags
 from .blocks.eas_pyramid import EASPyramid
 from .blocks.output_fusion import OutputFusionHead
 from .blocks.separable_conv import DoubleConv
@@ -116,6 +116,9 @@ class EASUNet(PaperUNet):
     ) -> None:
         super().__init__(spatial_dims, features)
         features = self.features
+        separable, eas, deep_supervision, ds_first_layer = bool_flags(
+            separable=separable, eas=eas, deep_supervision=deep_supervision, ds_first_layer=ds_first_layer
+        )
         self.deep_supervision = deep_supervision
 
         # Encoder, top to bottom: one DoubleConv per level; max pooling between levels.

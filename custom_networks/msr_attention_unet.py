@@ -14,7 +14,7 @@ import torch.nn as nn
 from monai.networks.blocks import UpSample
 from monai.networks.layers.factories import Conv, Pool
 
-from .base import PaperUNet
+from .base import PaperUNet, bool_flags
 from .blocks.msr_block import MSRBlock, PlainBlock
 
 __all__ = ["MSRAttentionUNet", "MSRUpStage"]
@@ -167,6 +167,9 @@ class MSRAttentionUNet(PaperUNet):
     ) -> None:
         super().__init__(spatial_dims, features)
         features = self.features
+        shortcut, attention, res2net_canonical = bool_flags(
+            shortcut=shortcut, attention=attention, res2net_canonical=res2net_canonical
+        )
         if unit not in UNITS:
             raise ValueError(f"unit must be one of {UNITS}, got {unit!r}.")
         if units_per_level < 1:
