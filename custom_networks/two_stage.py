@@ -18,7 +18,6 @@ width" (z, y, x) is written ``(x, y, z)`` here, e.g. the mandible crop 64x128x12
 
 from __future__ import annotations
 
-import logging
 import math
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
@@ -48,7 +47,6 @@ __all__ = [
     "foreground_weight",
 ]
 
-logger = logging.getLogger(__name__)
 
 #: A box: one ``(start, stop)`` pair (stop exclusive) per spatial axis.
 Box = tuple[tuple[int, int], ...]
