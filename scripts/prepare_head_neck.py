@@ -33,7 +33,14 @@ import fire
 
 from custom_networks.support.head_neck import CLASS_NAMES
 
-from .phantoms import OutputDirError, finalize_output_dir, prepare_output_dir, save_nifti, split_counts
+from .phantoms import (
+    OutputDirError,
+    finalize_output_dir,
+    map_in_workers,
+    prepare_output_dir,
+    save_nifti,
+    split_counts,
+)
 from .phantoms.head_neck_ct import BUNDLE, list_cases, render_case_dir
 
 #: The split of the 24 shared cases (what :func:`split_cases` gives for them).
@@ -112,16 +119,8 @@ def prepare(masks, out, cases=None, voxel_size=None, seed: int = 0, workers: int
         if log is not None:
             log(f"[{i + 1}/{len(jobs)}] {st['image']}: {st['summary']} ({st['seconds']:.1f} s)")
 
-    if workers == 1:
-        for i, job in enumerate(jobs):
-            report(i, _job(job))
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for i, st in enumerate(pool.map(_job, jobs)):
-                report(i, st)
+    for i, st in enumerate(map_in_workers(_job, jobs, workers)):
+        report(i, st)
     split = split_cases(chosen)
     entry = lambda c: {"image": results[c]["image"], "label": results[c]["label"]}  # noqa: E731
     datalist = {

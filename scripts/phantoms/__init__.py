@@ -43,6 +43,7 @@ __all__ = [
     "write_datalist",
     "volume_seed_sequence",
     "write_dataset",
+    "map_in_workers",
 ]
 
 #: Name of the marker file that identifies a directory written by this tool.
@@ -244,6 +245,22 @@ def volume_seed_sequence(seed: int, index: int, salt: int) -> np.random.SeedSequ
     return np.random.SeedSequence([int(seed), int(index), int(salt)])
 
 
+def map_in_workers(fn: Callable, jobs: Sequence, workers: int) -> Iterable:
+    """``fn(job)`` for every job, in order: in this process when ``workers`` is 1, else in spawned processes.
+
+    "spawn" is safe even when the caller has threads (torch, pytest plugins) running; ``fn`` must be a
+    module-level function.
+    """
+    if workers == 1:
+        yield from map(fn, jobs)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from pool.map(fn, jobs)
+
+
 def _render_and_save(job: tuple) -> dict:
     """Worker of :func:`write_dataset`: render volume ``index``, write its image and label files."""
     render, out, seed, index, file_prefix, options = job
@@ -332,18 +349,8 @@ def write_dataset(
         if log is not None:
             log(f"[{i + 1}/{num_volumes}] {st['image']}: {st['summary']} ({st['seconds']:.1f} s)")
 
-    if workers == 1:
-        for i, job in enumerate(jobs):
-            report(i, _render_and_save(job))
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # "spawn": safe even when the caller has threads (torch, pytest plugins) running
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            for i, st in enumerate(pool.map(_render_and_save, jobs)):
-                report(i, st)
+    for i, st in enumerate(map_in_workers(_render_and_save, jobs, workers)):
+        report(i, st)
     split = "/".join(str(n) for n in split_counts(num_volumes))
     datalist = write_datalist(
         out / "datalist.json",
