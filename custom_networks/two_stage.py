@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import LoadImage, MapTransform, Randomizable, Resize, SpatialCrop
-from monai.transforms.utils import get_largest_connected_component_mask
 
+from .support.head_neck import largest_component
 from .support.paths import as_bool
 from .unet3d import UNet3D
 
@@ -58,12 +58,11 @@ def organ_box(mask: torch.Tensor | np.ndarray) -> Box | None:
     ``mask`` is a spatial boolean array (no channel axis). Using the largest component, never the raw
     extent, keeps a few stray voxels (e.g. case 0522c0629's Orbit-Lt) from blowing the box up.
     """
-    mask = torch.as_tensor(mask).bool()
-    if not mask.any():
+    largest = largest_component(torch.as_tensor(mask).bool().cpu().numpy())
+    if not largest.any():
         return None
-    largest = torch.as_tensor(get_largest_connected_component_mask(mask))
-    idx = torch.nonzero(largest)
-    return tuple((int(lo), int(hi) + 1) for lo, hi in zip(idx.min(0).values, idx.max(0).values))
+    idx = np.nonzero(largest)
+    return tuple((int(i.min()), int(i.max()) + 1) for i in idx)
 
 
 def expand_box(
