@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn as nn
 
+from .compression.checkpoint import load_compressed_pre_hook
 from .support.paths import as_bool
 
 
@@ -21,6 +22,8 @@ class PaperUNet(nn.Module):
     """
 
     ABLATIONS: ClassVar[dict[str, dict[str, bool]]] = {}
+    # Sub-modules producing the class channels; channel pruning keeps their outputs (see custom_networks.compression).
+    output_modules: ClassVar[tuple[str, ...]] = ("head",)
 
     def __init__(self, spatial_dims: int, features: Sequence[int]) -> None:
         super().__init__()
@@ -29,6 +32,8 @@ class PaperUNet(nn.Module):
             raise ValueError(f"features needs at least 2 levels (one pooling), got {features}.")
         self.spatial_dims = spatial_dims
         self.features = features
+        # Compressed checkpoints (fewer channels, int8 codes) load into the full-size network built from the config.
+        self.register_load_state_dict_pre_hook(load_compressed_pre_hook)
 
     @property
     def size_multiple(self) -> int:

@@ -94,6 +94,7 @@ class EASUNet(PaperUNet):
         negative_slope: LeakyReLU slope inside the separable units [D: 0.01].
     """
 
+    output_modules: ClassVar[tuple[str, ...]] = ("fusion_head",)
     ABLATIONS: ClassVar[dict[str, dict[str, bool]]] = {
         "unet": {"separable": False, "eas": False, "deep_supervision": False},
         "unet_separable": {"separable": True, "eas": False, "deep_supervision": False},
