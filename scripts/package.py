@@ -1,0 +1,161 @@
+"""Deterministic, self-contained bundle zips.
+
+    python -m scripts.package knee_eas_unet --out dist/
+    python -m scripts.package --all --out dist/
+
+For each bundle this writes ``<out>/<bundle>_v<version>.zip`` (version from ``configs/metadata.json``) and
+``<out>/<bundle>_v<version>.zip.sha256`` (``sha256sum -c`` format), and prints both. The zip holds one
+top-level folder, ``<bundle>/``, with:
+
+- ``configs/``, ``docs/``, ``LICENSE`` of the bundle;
+- ``models/model.pt`` when the bundle has trained weights (nothing else from ``models/``);
+- ``custom_networks/``: a vendored copy of this repo's network package, so the extracted bundle runs with
+  MONAI alone: ``cd <bundle> && python -m monai.bundle run --config_file configs/inference.json`` imports
+  ``custom_networks`` from the bundle folder (``python -m`` puts the current directory first on
+  ``sys.path``; MONAI Label puts the bundle root there) and ``resolve_bundle_root`` finds the bundle from
+  ``--config_file``;
+- ``SHA256SUMS``: the sha256 of every other file in the zip, ``sha256sum -c`` format, relative to ``<bundle>/``.
+
+Caches (``__pycache__``, ``*.pyc``), hidden files, and run outputs (``outputs/``, ``data/``, ``eval/``,
+``runs/``, TensorBoard event files) are never packed. The bytes depend only on the packed files' contents:
+entries are sorted, every timestamp is 1980-01-01 00:00, permissions are 0644, and the compression
+(deflate, level 9) is fixed, so the same inputs give the same zip and the same sha256. An existing zip is
+only ever replaced atomically (written to a temporary file in ``--out``, then ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import fire
+
+REPO = Path(__file__).resolve().parent.parent
+BUNDLES = ("head_neck_two_stage_unet", "knee_eas_unet", "lower_limb_afu_unet", "spine_msr_attention_unet")
+#: what of a bundle folder is packed: folders (recursively) and single files
+BUNDLE_DIRS = ("configs", "docs")
+BUNDLE_FILES = ("LICENSE", "models/model.pt")
+NETWORK_PACKAGE = "custom_networks"
+MANIFEST = "SHA256SUMS"
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+EXCLUDED_DIRS = {"__pycache__", "outputs", "data", "eval", "runs", "tensorboard", ".ipynb_checkpoints"}
+
+
+class UnknownBundleError(ValueError):
+    """A bundle name that is not one of :data:`BUNDLES`."""
+
+
+def _skip(name: str) -> bool:
+    return name.startswith(".") or name.endswith((".pyc", ".pyo")) or name.startswith("events.out.tfevents")
+
+
+def _walk(folder: Path) -> list[Path]:
+    """Files under ``folder`` (sorted, relative to it), without caches, hidden files and run outputs."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if d not in EXCLUDED_DIRS and not d.startswith("."))
+        found += [Path(root, f).relative_to(folder) for f in files if not _skip(f) and Path(root, f).is_file()]
+    return sorted(found)
+
+
+def bundle_files(bundle: str, source: Path = REPO) -> dict[str, Path]:
+    """Archive path (relative to the ``<bundle>/`` folder, POSIX) -> source file, for everything packed."""
+    root = Path(source) / "bundles" / bundle
+    files: dict[str, Path] = {}
+    for d in BUNDLE_DIRS:
+        files.update({f"{d}/{p.as_posix()}": root / d / p for p in _walk(root / d)})
+    files.update({f: root / f for f in BUNDLE_FILES if (root / f).is_file()})
+    package = Path(source) / NETWORK_PACKAGE
+    files.update({f"{NETWORK_PACKAGE}/{p.as_posix()}": package / p for p in _walk(package)})
+    for required in ("configs/metadata.json", "configs/inference.json", "LICENSE", f"{NETWORK_PACKAGE}/__init__.py"):
+        if required not in files:
+            raise FileNotFoundError(f"{root if 'networks' not in required else package}: {required} is missing; "
+                                    "cannot package an incomplete bundle.")
+    return dict(sorted(files.items()))
+
+
+def check_bundle(bundle: str) -> str:
+    if bundle not in BUNDLES:
+        raise UnknownBundleError(f"unknown bundle {bundle!r}; valid bundles: {', '.join(BUNDLES)}.")
+    return bundle
+
+
+def zip_bytes(bundle: str, files: dict[str, Path]) -> bytes:
+    """The deterministic zip of ``files`` under a top-level ``<bundle>/`` folder, manifest included."""
+    contents = {name: path.read_bytes() for name, path in files.items()}
+    manifest = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in contents.items())
+    contents[MANIFEST] = manifest.encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name in sorted(contents):
+            info = zipfile.ZipInfo(f"{bundle}/{name}", date_time=ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3  # unix, so external_attr below is read as permissions everywhere
+            info.external_attr = (0o100644 & 0xFFFF) << 16
+            zf.writestr(info, contents[name], compresslevel=9)
+    return buffer.getvalue()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def package(bundle: str, out: str | Path = "dist", source: str | Path = REPO) -> tuple[Path, str]:
+    """Write ``<out>/<bundle>_v<version>.zip`` and its ``.sha256`` file; returns (zip path, sha256 hex)."""
+    check_bundle(bundle)
+    files = bundle_files(bundle, Path(source))
+    version = json.loads(files["configs/metadata.json"].read_text())["version"]
+    data = zip_bytes(bundle, files)
+    digest = hashlib.sha256(data).hexdigest()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{bundle}_v{version}.zip"
+    _atomic_write(path, data)
+    _atomic_write(path.with_name(path.name + ".sha256"), f"{digest}  {path.name}\n".encode())
+    return path, digest
+
+
+def main(*bundles: str, out: str = "dist", all: bool = False, source: str = str(REPO)) -> None:  # noqa: A002
+    """Package one or more bundles (or ``--all``) into ``--out``; prints ``sha256  size  path`` per zip.
+
+    Args:
+        bundles: bundle names (one of ``head_neck_two_stage_unet``, ``knee_eas_unet``,
+            ``lower_limb_afu_unet``, ``spine_msr_attention_unet``).
+        out: output folder (created if missing).
+        all: package every bundle.
+        source: repository root holding ``bundles/`` and ``custom_networks/`` (default: this repo).
+    """
+    names = list(BUNDLES) if all else list(bundles)
+    if not names:
+        sys.exit(f"name a bundle or pass --all; valid bundles: {', '.join(BUNDLES)}.")
+    try:
+        for name in names:
+            check_bundle(name)
+        for name in names:
+            path, digest = package(name, out, source)
+            has_weights = (Path(source) / "bundles" / name / "models" / "model.pt").is_file()
+            print(f"{digest}  {path.stat().st_size:>9d}  {path}{'' if has_weights else '  (no models/model.pt)'}")
+    except (UnknownBundleError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    fire.Fire(main)
