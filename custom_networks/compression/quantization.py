@@ -67,8 +67,10 @@ def quantize_weights(w: torch.Tensor, levels: int) -> torch.Tensor:
     delta = level_step(levels)
     half = delta / 2
     top = (levels - 3) // 2  # index j of the saturating level (k - 2) Δ/2
-    j = torch.floor((w.abs() - half) / delta).clamp(max=top)
-    return torch.where(w.abs() <= half, torch.zeros_like(w), torch.sign(w) * (half + j * delta))
+    # + 1e-6: a value already on a level (a bin's lower edge) maps to itself despite float rounding
+    j = torch.floor((w.abs() - half) / delta + 1e-6).clamp(max=top)
+    # sign * (2j + 1) * Δ/2 == sign * (Δ/2 + jΔ), computed as code * step so that int8 codes decode to the same floats
+    return torch.where(w.abs() <= half, torch.zeros_like(w), torch.sign(w) * ((2 * j + 1) * half))
 
 
 def weight_codes(w: torch.Tensor, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
