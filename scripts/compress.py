@@ -64,13 +64,18 @@ def _as_tuple(value, name: str) -> tuple[float, ...]:
         raise ValueError(f"--{name} must be comma-separated numbers, got {value!r}.") from exc
 
 
-def load_source_weights(network: nn.Module, ckpt: Path, bundle: Path) -> None:
-    """Load the trained checkpoint into ``network``, with an error that says what to do when it can't."""
+def require_trained(ckpt: Path, bundle: Path) -> None:
+    """A missing checkpoint means an untrained bundle: say how to train it."""
     if not ckpt.is_file():
         raise FileNotFoundError(
             f"no trained weights at {ckpt}: train the bundle first "
             f"(python -m monai.bundle run --config_file {bundle / 'configs' / 'train.json'}) or pass --ckpt."
         )
+
+
+def load_source_weights(network: nn.Module, ckpt: Path, bundle: Path) -> None:
+    """Load the trained checkpoint into ``network``, with an error that says what to do when it can't."""
+    require_trained(ckpt, bundle)
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -175,9 +180,11 @@ def compress(
     validate = as_bool(validate, "validate")
     if levels is not None:
         quantization.level_step(levels)  # validates the level count before any work
+    require_trained(source, folder)
     if source.resolve().parent == out_dir.resolve():
         raise ValueError(f"--out {out_dir} holds the source checkpoint {source}; choose another folder.")
 
+    started = time.time()
     set_determinism(seed=0)
     work = _Bundle(folder, overrides, out_dir)
     load_source_weights(work.network, source, folder)
@@ -208,9 +215,8 @@ def compress(
             entry["file"], entry["file_mb"] = path.name, round(os.path.getsize(path) / 2**20, 3)
         report["steps"].append(entry)
         shown = {k: v for k, v in entry.items() if k != "step"}
-        print(f"[compress] {step}: {json.dumps(shown)}", flush=True)
+        print(f"[compress] {time.time() - started:7.1f} s  {step}: {json.dumps(shown)}", flush=True)
 
-    started = time.time()
     target.eval()
     record("original")
     if rates:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import torch
 from monai.bundle import ConfigWorkflow
 
 from tests.conftest import bundle_dir
@@ -63,3 +64,29 @@ def assert_label_map_like(out_dir: Path, image: Path, labels: set[int]) -> None:
     assert out.shape == src.shape and out.get_data_dtype() == np.uint8
     np.testing.assert_allclose(out.affine, src.affine, atol=1e-4)
     assert set(np.unique(np.asarray(out.dataobj)).tolist()) <= labels
+
+
+def compress_tiny(bundle: BundleUnderTest, ckpt_dir: Path, data: Path, out: Path, **overrides) -> dict:
+    """``scripts.compress`` on a tiny trained bundle: prune 20 %, threshold 0.02, 31 levels, one fine-tuning step each.
+
+    Checks what every bundle must give: the source checkpoint untouched, the three files written as tensors
+    only (int8 codes in the final one), fewer parameters, and a report with one entry per step.
+    """
+    from scripts.compress import compress
+
+    source = Path(ckpt_dir) / "model.pt"
+    before = source.read_bytes()
+    report = compress(str(bundle.root), out=str(out), ckpt=str(source), rates=(0.2,), thresholds=(0.02,), levels=31,
+                      finetune_steps=1, dataset_dir=str(data), **{**bundle.tiny, "val_interval": 1000, **overrides})
+    assert source.read_bytes() == before
+    steps = {s["step"]: s for s in report["steps"]}
+    assert list(steps) == ["original", "channel_pruned_0.2", "threshold_pruned_0.02", "quantized_31"]
+    assert all(s["val_dice"] is not None and 0.0 <= s["val_dice"] <= 1.0 for s in steps.values())
+    assert steps["channel_pruned_0.2"]["parameters"] < steps["original"]["parameters"]
+    assert steps["threshold_pruned_0.02"]["sparsity"] > 0
+    assert steps["quantized_31"]["weights_mb"] < steps["original"]["weights_mb"] / 3
+    for name in ("model_channel_pruned.pt", "model_threshold_pruned.pt", "model.pt"):
+        state = torch.load(Path(out) / name, weights_only=True)
+        assert all(isinstance(v, torch.Tensor) for v in state.values())
+    assert any(v.dtype == torch.int8 for v in torch.load(Path(out) / "model.pt", weights_only=True).values())
+    return report

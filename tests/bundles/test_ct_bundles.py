@@ -14,7 +14,7 @@ import pytest
 import torch
 from monai.bundle import verify_metadata, verify_net_in_out
 
-from tests.bundles.helpers import BundleUnderTest, assert_label_map_like, error_chain, run
+from tests.bundles.helpers import BundleUnderTest, assert_label_map_like, compress_tiny, error_chain, run
 from tests.conftest import REPO, SHARED_DATA
 
 #: bundle -> (tiny overrides, data fixture, channel name, spatial multiple)
@@ -69,6 +69,15 @@ def test_inference_writes_label_map_in_input_geometry(case, tmp_path):
     run(case.bundle.workflow(["inference.json"], "infer", datalist=[str(image)], ckpt_dir=str(case.ckpt),
                              output_dir=str(tmp_path)))
     assert_label_map_like(tmp_path, image, {0, 1})
+
+
+def test_compressed_weights_run_through_the_unchanged_inference_config(case, tmp_path):
+    """scripts.compress on AFU-Net (DASP, attention fusion) / MSR-attention U-Net (Res2Net splits), then inference.json."""
+    compress_tiny(case.bundle, case.ckpt, case.data, tmp_path / "compressed")
+    image = _testing_image(case.data)
+    run(case.bundle.workflow(["inference.json"], "infer", datalist=[str(image)], ckpt_dir=str(tmp_path / "compressed"),
+                             output_dir=str(tmp_path / "out")))
+    assert_label_map_like(tmp_path / "out", image, {0, 1})
 
 
 def test_check_properties_all_configs(case):

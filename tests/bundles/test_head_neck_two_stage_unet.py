@@ -15,7 +15,7 @@ import torch
 from monai.bundle import verify_metadata, verify_net_in_out
 
 from custom_networks.support import head_neck
-from tests.bundles.helpers import BundleUnderTest, assert_label_map_like, error_chain, run
+from tests.bundles.helpers import BundleUnderTest, assert_label_map_like, compress_tiny, error_chain, run
 from tests.conftest import REPO, SHARED_DATA
 
 MASKS = SHARED_DATA / "hn_oar_masks"
@@ -106,6 +106,31 @@ def test_inference_writes_a_label_map_in_the_input_geometry(case, tmp_path):
     run(case.bundle.workflow(["inference.json"], "infer", datalist=[str(image)], ckpt_dir=str(case.ckpt),
                              output_dir=str(tmp_path)))
     assert_label_map_like(tmp_path, image, set(range(9)))
+
+
+def test_compressed_stage_1_runs_through_the_unchanged_evaluate_and_inference_configs(case, tmp_path):
+    """scripts.compress shrinks only stage 1 (the thesis's chapter 4); the stage-2 nets are kept bit for bit."""
+    out = tmp_path / "compressed"
+    report = compress_tiny(case.bundle, case.ckpt, case.data, out)
+    assert report["target"] == "stage1"
+    original, compressed = ckpt_state(case.ckpt / "model.pt"), ckpt_state(out / "model.pt")
+    assert all(torch.equal(v, compressed[k]) for k, v in original.items() if k.startswith("stage2."))
+    assert compressed["stage1.head.weight_codes"].shape[0] == 9  # the output layer keeps its 9 classes
+    run(case.bundle.workflow(["train.json", "evaluate.json"], "eval", dataset_dir=str(case.data), ckpt_dir=str(out),
+                             output_dir=str(tmp_path / "eval")))
+    assert (tmp_path / "eval" / "val_mean_dice_raw.csv").is_file()
+    image = _testing(case.data)
+    run(case.bundle.workflow(["inference.json"], "infer", datalist=[str(image)], ckpt_dir=str(out),
+                             output_dir=str(tmp_path / "out")))
+    assert_label_map_like(tmp_path / "out", image, set(range(9)))
+
+
+def test_compressing_an_untrained_bundle_says_to_train_first(tmp_path):
+    from scripts.compress import compress
+
+    with pytest.raises(FileNotFoundError, match="no trained weights at .*train the bundle first"):
+        compress("head_neck_two_stage_unet", out=str(tmp_path / "out"), ckpt=str(tmp_path / "missing.pt"), **TINY)
+    assert not (tmp_path / "out").exists()
 
 
 def test_single_stage_baseline_trains_and_evaluates(case, tmp_path):

@@ -13,7 +13,7 @@ import torch
 from monai.bundle import verify_metadata, verify_net_in_out
 
 from custom_networks.support.datalist import DatalistError
-from tests.bundles.helpers import BundleUnderTest, error_chain, run
+from tests.bundles.helpers import BundleUnderTest, assert_label_map_like, compress_tiny, error_chain, run
 from tests.bundles.helpers import write_nifti as _write
 from tests.conftest import PYTHON, REPO, subprocess_env
 
@@ -62,6 +62,15 @@ def test_inference_writes_label_map_with_input_geometry(trained, knee_data, tmp_
     assert out.shape == src.shape
     np.testing.assert_allclose(out.affine, src.affine, atol=1e-5)
     assert set(np.unique(np.asarray(out.dataobj)).tolist()) <= {0, 1, 2}
+
+
+def test_compressed_weights_run_through_the_unchanged_inference_config(trained, knee_data, tmp_path):
+    """scripts.compress on the EAS U-Net (separable convs, ECA, deep-supervision heads), then inference.json."""
+    compress_tiny(KNEE, trained, knee_data, tmp_path / "compressed")
+    image = knee_data / json.loads((knee_data / "datalist.json").read_text())["testing"][0]["image"]
+    run(workflow(["inference.json"], "infer", datalist=[str(image)], ckpt_dir=str(tmp_path / "compressed"),
+                 output_dir=str(tmp_path / "out")))
+    assert_label_map_like(tmp_path / "out", image, {0, 1, 2})
 
 
 def test_inference_matches_evaluation_prediction_geometry(trained, knee_data, tmp_path):
