@@ -1,0 +1,301 @@
+"""Benchmark of paper 002's chapter 4: every compression step side by side, in the layout of Tables 4-3 to 4-5.
+
+    python -m scripts.benchmark_compression run --compressed DIR --original MODEL.pt --image FULL_SIZE.nii.gz \
+        --dataset_dir DATA [--threads 2] [--dice true] [--thesis_widths true] [--<config key> <value> ...]
+
+``DIR`` is the ``--out`` of ``python -m scripts.compress`` (``model_channel_pruned.pt``,
+``model_threshold_pruned.pt``, ``model.pt``, ``compression.json``). For each step (original, channel-pruned,
++ threshold-pruned, + quantized, + int8 ONNX Runtime) it reports the checkpoint size, parameters and non-zero
+weights of the compressed network, its forward latency and peak RSS at the network's input size (the
+thesis's "runtime" is stage 1's), the whole ``inference.json`` pipeline's wall time and peak RSS on
+``--image``, and the final mean Dice of ``evaluate.json`` on the testing cases. Each measurement runs in its
+own process, one after the other, so peak RSS is that step's alone; compare ratios measured in one run.
+With ``--thesis_widths`` it also times the thesis's full-width stage 1 (24-48-96-192, 208x208x72 input,
+untrained: speed and memory only) before and after 20 % channel pruning and as int8.
+Writes ``<DIR>/benchmark.md`` and ``benchmark.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import fire
+
+REPO = Path(__file__).resolve().parents[1]
+VARIANTS = {  # name -> checkpoint file in the compressed folder (None: the original)
+    "original": None,
+    "channel-pruned": "model_channel_pruned.pt",
+    "+ threshold-pruned": "model_threshold_pruned.pt",
+    "+ quantized": "model.pt",
+    "+ int8 runtime": "model.pt",
+}
+#: the thesis's figures (papers.md 3.7, Tables 4-3 and 4-5), stage 1 on its own data and GPUs
+THESIS = {
+    "original": {"weights": "12.03M", "runtime": "30s", "memory": "3G", "dice_stage1": 0.670, "sparsity": 0},
+    "channel-pruned": {"weights": "7.78M", "runtime": "20s", "memory": "2G", "dice_stage1": 0.654},
+    "+ threshold-pruned": {"dice_stage1": 0.650, "sparsity": 0.150},
+    "+ quantized": {"weights": "1.9M", "runtime": "20s", "dice_stage1": 0.646, "sparsity": 0.150},
+}
+
+
+def _peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def _child(kind: str, spec: str) -> None:
+    """One measurement in a fresh process; prints one JSON line."""
+    spec = json.loads(spec)
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+    result = _net_latency(spec) if kind == "net" else _pipeline(spec)
+    result["peak_rss_gb"] = round(_peak_rss_gb(), 3)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def _network_from_bundle(spec: dict):
+    """The bundle's network with a checkpoint loaded (through the compressed-checkpoint hook), and its target."""
+    import torch
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(spec["config_files"])
+    parser.update(spec["overrides"])
+    network = parser.get_parsed_content("network_def")
+    network.load_state_dict(torch.load(spec["ckpt"], map_location="cpu", weights_only=True))
+    target = network.get_submodule(spec["target"]) if spec["target"] else network
+    return network, target.eval()
+
+
+def _thesis_width_stage1(prune: bool):
+    """The thesis's stage 1 (Table 3-3 widths, 9 classes), untrained, optionally pruned 5/10/15/20 %."""
+    import torch
+
+    from custom_networks import UNet3D
+    from custom_networks.compression.channel_pruning import ChannelPruner
+
+    torch.manual_seed(0)
+    net = UNet3D(in_channels=1, out_channels=9, features=(24, 48, 96, 192)).eval()
+    if prune:
+        pruner = ChannelPruner(net)
+        for _ in range(len(pruner)):
+            pruner.step()
+    return net
+
+
+def _net_latency(spec: dict) -> dict:
+    """Median forward time of the compressed network alone at ``spec["input"]`` (one warm-up)."""
+    import torch
+
+    if spec.get("onnx"):
+        from custom_networks.compression.int8 import OnnxRuntimeNetwork
+
+        net = OnnxRuntimeNetwork(spec["onnx"], num_threads=spec["threads"])
+    elif spec.get("thesis_widths"):
+        net = _thesis_width_stage1(spec.get("prune", False))
+    else:
+        net = _network_from_bundle(spec)[1]
+    x = torch.randn(1, 1, *spec["input"])
+    times = []
+    with torch.inference_mode():
+        for _ in range(spec["repeats"] + 1):
+            start = time.perf_counter()
+            net(x)
+            times.append(time.perf_counter() - start)
+    return {"latency_s": round(statistics.median(times[1:]), 3)}
+
+
+def _pipeline(spec: dict) -> dict:
+    """``inference.json`` or ``evaluate.json`` run as a workflow; int8 swaps the target for ONNX Runtime after loading."""
+    from ignite.engine import Events
+    from monai.bundle import ConfigWorkflow
+
+    bundle = Path(spec["config_files"][0]).parents[1]
+    wf = ConfigWorkflow(config_file=spec["config_files"], meta_file=str(bundle / "configs" / "metadata.json"),
+                        logging_file=str(bundle / "configs" / "logging.conf"), workflow_type=spec["mode"],
+                        **spec["overrides"])
+    wf.initialize()
+    evaluator = wf.parser.get_parsed_content("evaluator" if spec["mode"] == "infer" else "validate#evaluator")
+    if spec.get("onnx"):
+        from custom_networks.compression.int8 import OnnxRuntimeNetwork
+
+        def use_int8(engine):  # after the CheckpointLoader, registered before this handler
+            owner, _, name = spec["target"].rpartition(".")
+            parent = engine.network.get_submodule(owner) if owner else engine.network
+            setattr(parent, name, OnnxRuntimeNetwork(spec["onnx"], num_threads=spec["threads"]))
+
+        evaluator.add_event_handler(Events.STARTED, use_int8)
+    start = time.perf_counter()
+    wf.run()
+    result = {"wall_s": round(time.perf_counter() - start, 1)}
+    wf.finalize()
+    if spec["mode"] == "eval":
+        import csv
+
+        out = Path(spec["overrides"]["output_dir"])
+        result["mean_dice"] = float(dict(csv.reader(open(out / "metrics.csv")))["val_mean_dice"])
+        rows = list(csv.DictReader(open(out / "val_mean_dice_raw.csv")))
+        classes = [k for k in rows[0] if k.startswith("class")]
+        result["dice_per_class"] = {k: round(statistics.fmean(float(r[k]) for r in rows), 4) for k in classes}
+    return result
+
+
+def _measure(kind: str, spec: dict) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": str(spec["threads"]), "MKL_NUM_THREADS": str(spec["threads"])}
+    proc = subprocess.run([sys.executable, "-m", "scripts.benchmark_compression", "child", kind, json.dumps(spec)],
+                          cwd=REPO, env=env, capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"benchmark step {kind} {spec.get('variant')} failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(lines[-1][len("RESULT "):])
+    print(f"[benchmark] {kind:8s} {spec.get('variant', '')}: {json.dumps(result)}", flush=True)
+    return result
+
+
+def _export_int8(compressed: Path, spec: dict, threads: int) -> Path:
+    """Int8 ONNX of the final compressed network, calibrated on the validation inputs of train.json."""
+    import torch
+    from monai.bundle import ConfigParser
+
+    from custom_networks.compression.int8 import export_onnx, quantize_int8
+
+    torch.set_num_threads(threads)
+    _, target = _network_from_bundle({**spec, "ckpt": str(compressed / "model.pt")})
+    parser = ConfigParser()
+    parser.read_config([spec["config_files"][0].replace("inference.json", "train.json")])
+    parser.update(spec["overrides"])
+    dataset = parser.get_parsed_content("validate#dataset")
+    calibration = [dataset[i]["image"].as_tensor()[None] for i in range(min(4, len(dataset)))]
+    fp32 = export_onnx(target, calibration[0], compressed / "target_fp32.onnx")
+    return quantize_int8(fp32, calibration, compressed / "target_int8.onnx")
+
+
+def run(
+    compressed: str,
+    original: str,
+    image: str,
+    dataset_dir: str,
+    bundle: str = "head_neck_two_stage_unet",
+    threads: int = 2,
+    repeats: int = 3,
+    dice: bool = True,
+    thesis_widths: bool = True,
+    **overrides,
+) -> dict:
+    """Measure every step; write ``benchmark.md`` and ``benchmark.json`` into ``compressed``."""
+    from custom_networks.support.paths import as_bool
+
+    dice, thesis_widths = as_bool(dice, "dice"), as_bool(thesis_widths, "thesis_widths")
+    compressed = Path(compressed).resolve()
+    report = json.loads((compressed / "compression.json").read_text())
+    configs = REPO / "bundles" / bundle / "configs"
+    target = "" if report["target"] == "network" else report["target"]
+    variants_dir = compressed / "benchmark_variants"
+    base = {"threads": int(threads), "repeats": int(repeats), "target": target}
+    common = {"bundle_root": str(configs.parent), "dataset_dir": str(dataset_dir), **overrides}
+    input_size = common.get("stage1_size")
+    if input_size is None:
+        raise ValueError("pass --stage1_size (the compressed network's input size) as used for training.")
+    results: dict = {"threads": int(threads), "image": image, "variants": {}, "thesis_widths": {}}
+
+    int8_spec = {**base, "config_files": [str(configs / "inference.json")], "overrides": common}
+    onnx = _export_int8(compressed, int8_spec, int(threads))
+    for name, file in VARIANTS.items():
+        folder = variants_dir / name.strip("+ ").replace(" ", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        ckpt = Path(original).resolve() if file is None else compressed / file
+        link = folder / "model.pt"
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(ckpt)
+        int8 = str(onnx) if name == "+ int8 runtime" else None
+        step = next((s for s in report["steps"] if s.get("file") == file), report["steps"][0])
+        entry = {
+            "file_mb": round(os.path.getsize(onnx if int8 else ckpt) / 2**20, 3),
+            "parameters": step["parameters"],
+            "nonzero_conv_weights": step["nonzero_conv_weights"],
+            "sparsity": step["sparsity"],
+            "weights_mb": step["weights_mb"],
+            "val_dice_stage": None if int8 else step["val_dice"],
+        }
+        spec = {**base, "variant": name, "onnx": int8, "ckpt": str(link), "input": input_size,
+                "config_files": [str(configs / "inference.json")], "overrides": common}
+        entry["net"] = _measure("net", spec)
+        infer = {**spec, "mode": "infer",
+                 "overrides": {**common, "datalist": [image], "ckpt_dir": str(folder), "output_dir": str(folder / "infer")}}
+        entry["pipeline"] = _measure("pipeline", infer)
+        if dice:
+            evaluate = {**spec, "mode": "eval", "config_files": [str(configs / "train.json"), str(configs / "evaluate.json")],
+                        "overrides": {**common, "ckpt_dir": str(folder), "output_dir": str(folder / "eval")}}
+            entry["eval"] = _measure("pipeline", evaluate)
+        results["variants"][name] = entry
+    if thesis_widths:
+        import torch
+
+        from custom_networks.compression.int8 import export_onnx, quantize_int8
+
+        full = {**base, "input": [208, 208, 72], "thesis_widths": True}
+        results["thesis_widths"]["original"] = _measure("net", {**full, "variant": "thesis widths, original"})
+        results["thesis_widths"]["channel-pruned 20 %"] = _measure(
+            "net", {**full, "variant": "thesis widths, pruned", "prune": True})
+        calibration = [torch.randn(1, 1, 208, 208, 72) for _ in range(2)]  # untrained: for speed only
+        fp32 = export_onnx(_thesis_width_stage1(prune=True), calibration[0], variants_dir / "thesis_pruned_fp32.onnx")
+        int8_full = quantize_int8(fp32, calibration, variants_dir / "thesis_pruned_int8.onnx")
+        results["thesis_widths"]["channel-pruned 20 % + int8 runtime"] = _measure(
+            "net", {**full, "variant": "thesis widths, pruned, int8", "onnx": str(int8_full)})
+    (compressed / "benchmark.json").write_text(json.dumps(results, indent=2) + "\n")
+    (compressed / "benchmark.md").write_text(markdown(results, report))
+    print((compressed / "benchmark.md").read_text())
+    return results
+
+
+def markdown(results: dict, report: dict) -> str:
+    """Tables 4-3 to 4-5 layout: one column per step, measured beside the thesis's values."""
+    variants = results["variants"]
+    names = list(variants)
+    first = variants[names[0]]
+
+    def ratio(value: float, reference: float) -> str:
+        return f"{value} ({value / reference:.2f}x)" if reference else str(value)
+
+    rows = [
+        ("checkpoint file (MB)", lambda v: ratio(v["file_mb"], first["file_mb"])),
+        ("compressed network's weights (MB)", lambda v: ratio(v["weights_mb"], first["weights_mb"])),
+        ("parameters", lambda v: f"{v['parameters']:,}"),
+        ("non-zero conv weights", lambda v: f"{v['nonzero_conv_weights']:,}"),
+        ("sparsity", lambda v: v["sparsity"]),
+        ("network forward (s)", lambda v: ratio(v["net"]["latency_s"], first["net"]["latency_s"])),
+        ("network peak RSS (GB)", lambda v: ratio(v["net"]["peak_rss_gb"], first["net"]["peak_rss_gb"])),
+        ("inference.json on the full volume (s)", lambda v: ratio(v["pipeline"]["wall_s"], first["pipeline"]["wall_s"])),
+        ("inference.json peak RSS (GB)", lambda v: ratio(v["pipeline"]["peak_rss_gb"], first["pipeline"]["peak_rss_gb"])),
+        ("validation Dice of the compressed network (scripts.compress)",
+         lambda v: "–" if v["val_dice_stage"] is None else f"{v['val_dice_stage']:.3f}"),
+    ]
+    if "eval" in first:
+        rows.append(("final mean Dice, testing cases (evaluate.json)", lambda v: f"{v['eval']['mean_dice']:.3f}"))
+    lines = ["| metric | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    lines += [f"| {label} | " + " | ".join(str(fn(variants[n])) for n in names) + " |" for label, fn in rows]
+    thesis = ["| thesis (Tables 4-3, 4-5) | " + " | ".join(
+        ", ".join(f"{k} {v}" for k, v in THESIS.get(n, {}).items()) or "–" for n in names) + " |"]
+    text = [f"Measured with {results['threads']} threads; full volume: `{results['image']}`; "
+            f"fine-tuning {report['finetune_steps']} steps per round.", "", *lines, *thesis, ""]
+    if results["thesis_widths"]:
+        widths = results["thesis_widths"]
+        ref = widths["original"]
+        text += ["Thesis widths (24-48-96-192), stage-1 input 208x208x72, untrained (speed and memory only):", "",
+                 "| | forward (s) | peak RSS (GB) |", "|---|---|---|"]
+        text += [f"| {k} | {ratio(v['latency_s'], ref['latency_s'])} | {ratio(v['peak_rss_gb'], ref['peak_rss_gb'])} |"
+                 for k, v in widths.items()]
+        text.append("")
+    return "\n".join(text) + "\n"
+
+
+if __name__ == "__main__":
+    fire.Fire({"run": run, "child": _child})
