@@ -1,0 +1,401 @@
+"""Int8 CPU inference through ONNX Runtime: export, static quantization, an ``nn.Module`` runner, a benchmark.
+
+This is this project's addition to paper 002's chapter 4 (papers.md 3.7), not a thesis step. The thesis
+quantizes the stage-1 weights to 31 levels (:mod:`.quantization`) but keeps float arithmetic, so that only
+shrinks the stored weights. Here the (pruned, optionally k-level quantized) network runs with int8
+activations and weights in ONNX Runtime's CPU kernels:
+
+1. :func:`export_onnx`: float32 ONNX file with a dynamic batch and dynamic spatial axes.
+2. :func:`quantize_int8`: ONNX Runtime static quantization (QDQ, per-channel int8 weights, uint8
+   activations calibrated by min/max on a few inputs).
+3. :class:`OnnxRuntimeNetwork`: an ``nn.Module`` that runs either file, so MONAI inferers
+   (``SimpleInferer``, ``SlidingWindowInferer``, ``SliceInferer``) and bundle configs call it like the
+   torch network.
+4. :func:`benchmark_int8`: torch float32, ORT float32 and ORT int8 timed side by side on one input.
+
+Works on any ``nn.Module`` (also one whose channel counts torch-pruning changed in place): nothing depends
+on fixed widths.
+
+What the measurements behind the defaults found (2-core AMD EPYC (Zen 1, AVX2, no AVX512/VNNI), ORT 1.32):
+
+- ORT float32 is 0.65-0.85x the time of torch float32 for UNet3D and AFUNet.
+- An int8 ``QLinearConv`` is only faster than the float32 ``Conv`` when the layer is wide: at the thesis
+  widths 48-192 channels gain about 20-30 %, while 1-24-channel convs at full resolution (the first conv,
+  the 24->24 convs and the 24->9 head) are 1.2-8x *slower* in int8. :func:`quantize_int8` therefore leaves
+  convs with fewer than ``min_in_channels`` (16) input or ``min_out_channels`` (32) output channels in
+  float32. On CPUs with VNNI/AMX int8 pays at smaller widths too; set both to 0 there.
+- ``reduce_range=True`` (7-bit weights): without VNNI, ORT's AVX2 u8s8 kernel (``vpmaddubsw``) saturates
+  int16 sums; 7-bit weights avoid that and halved the int8-vs-float error in our measurements.
+- ``ConvTranspose`` (the 2x up-sampling) and ``InstanceNormalization`` stay float32: ORT has no int8
+  kernels for them; each costs a dequantize/quantize pair around it.
+- QDQ and QOperator formats ran at the same speed; QDQ is ORT's recommended format and is the default.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+__all__ = ["OnnxRuntimeNetwork", "benchmark_int8", "export_onnx", "quantize_int8"]
+
+
+def _as_plain_tensor(x: Any) -> torch.Tensor:
+    """A plain ``torch.Tensor`` (MONAI ``MetaTensor`` -> ``.as_tensor()``; NumPy -> tensor)."""
+    if hasattr(x, "as_tensor"):
+        x = x.as_tensor()
+    return torch.as_tensor(x)
+
+
+def _as_numpy(x: Any) -> np.ndarray:
+    """Contiguous float32 NumPy array on the CPU of a tensor, MetaTensor or array."""
+    return np.ascontiguousarray(_as_plain_tensor(x).detach().to("cpu", torch.float32).numpy())
+
+
+def _dynamic_axes(ndim: int) -> dict[int, str]:
+    """Batch (0) and every spatial axis (2..ndim-1) dynamic; channels fixed."""
+    return {0: "batch", **{i: f"spatial_{i - 1}" for i in range(2, ndim)}}
+
+
+def export_onnx(
+    net: nn.Module,
+    example_input: torch.Tensor,
+    path: str | os.PathLike,
+    *,
+    dynamic: bool = True,
+    opset_version: int = 18,
+    dynamo: bool = False,
+    check_atol: float | None = 1e-4,
+) -> Path:
+    """Write ``net`` as a float32 ONNX model, weights inside the file (no ``.data`` side file).
+
+    Args:
+        net: any network (pruned or not); a CPU copy in eval mode is exported, ``net`` itself is untouched.
+        example_input: ``(B, C_in, *S)`` tensor (or MetaTensor) the graph is traced with, e.g.
+            ``(1, 1, 112, 112, 48)`` for stage 1 or ``(1, 1, 512, 512)`` for the 2D networks.
+        path: output ``.onnx`` file (parent folders are created).
+        dynamic: batch and spatial axes dynamic (input ``"input"``: ``(batch, C_in, spatial_1, ...)``,
+            output ``"output"``: ``(batch, C_out, spatial_1, ...)``), so sliding-window patches or slices of
+            other sizes run (sizes must still be multiples of the network's down-sampling factor).
+        opset_version: ONNX opset (18: ORT 1.14+).
+        dynamo: ``False`` (default) uses the TorchScript-based exporter: it exports these networks about 15x
+            faster (1-3 s instead of 20-50 s on 2 cores) with the same graph. ``True`` uses
+            ``torch.export``; it is also tried when the default exporter fails.
+        check_atol: when not ``None``, ONNX Runtime's output on ``example_input`` must match torch's within
+            ``check_atol * max(1, max|torch|)``, else ``RuntimeError`` (catches a broken export early).
+
+    Returns:
+        ``Path`` of the written file.
+    """
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = copy.deepcopy(net).to("cpu").eval()
+    x = _as_plain_tensor(example_input).detach().to("cpu", torch.float32)
+    axes = _dynamic_axes(x.ndim) if dynamic else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated in torch 2.9+ and warns on every call
+        errors = []
+        for use_dynamo in ((dynamo,) if dynamo else (False, True)):
+            try:
+                if use_dynamo:
+                    program = torch.onnx.export(
+                        model, (x,), None, dynamo=True, opset_version=opset_version, input_names=["input"],
+                        output_names=["output"], dynamic_shapes=(axes,) if axes else None, verbose=False,
+                    )
+                    program.save(str(path), external_data=False)
+                else:
+                    torch.onnx.export(
+                        model, (x,), str(path), dynamo=False, opset_version=opset_version, input_names=["input"],
+                        output_names=["output"], dynamic_axes={"input": axes, "output": axes} if axes else None,
+                    )
+                break
+            except Exception as e:  # noqa: BLE001 - try the other exporter, report both if both fail
+                errors.append(f"{'dynamo' if use_dynamo else 'torchscript'} exporter: {type(e).__name__}: {e}")
+        else:
+            raise RuntimeError(f"Could not export {type(net).__name__} to {path}:\n" + "\n".join(errors))
+    onnx.checker.check_model(str(path))
+    if check_atol is not None:
+        with torch.inference_mode():
+            ref = model(x)
+        ref = ref[0] if isinstance(ref, (list, tuple)) else ref
+        out = OnnxRuntimeNetwork(path)(x)
+        diff, scale = (out - ref).abs().max().item(), max(1.0, ref.abs().max().item())
+        if not diff <= check_atol * scale:
+            raise RuntimeError(
+                f"ONNX export of {type(net).__name__} to {path} differs from torch by {diff:.3g} "
+                f"(allowed {check_atol * scale:.3g}); export with dynamo={not dynamo} or check the network."
+            )
+    return path
+
+
+def _calibration_reader(name: str, inputs: Sequence[np.ndarray]) -> Any:
+    """ORT ``CalibrationDataReader`` feeding ``inputs`` one by one as the model input ``name``."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{name: a} for a in inputs])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.items, None)
+
+    return Reader()
+
+
+def _small_convs(model: Any, min_in_channels: int, min_out_channels: int) -> list[str]:
+    """Names of ``Conv`` nodes whose weight has fewer input (per group) or output channels than the minima."""
+    weights = {t.name: tuple(t.dims) for t in model.graph.initializer}
+    names = []
+    for node in model.graph.node:
+        if node.op_type == "Conv" and len(node.input) > 1 and node.input[1] in weights:
+            c_out, c_in = weights[node.input[1]][:2]
+            if c_out < min_out_channels or c_in < min_in_channels:
+                names.append(node.name)
+    return names
+
+
+def quantize_int8(
+    onnx_path: str | os.PathLike,
+    calibration_inputs: Iterable[torch.Tensor | np.ndarray],
+    out_path: str | os.PathLike,
+    *,
+    min_in_channels: int = 16,
+    min_out_channels: int = 32,
+    per_channel: bool = True,
+    reduce_range: bool = True,
+    quant_format: str = "QDQ",
+    nodes_to_exclude: Sequence[str] = (),
+    op_types_to_quantize: Sequence[str] | None = ("Conv",),
+) -> Path:
+    """ONNX Runtime static int8 quantization of a float32 ONNX file (from :func:`export_onnx`).
+
+    Weights become per-output-channel int8 (``reduce_range``: 7-bit range), activations uint8 with
+    scales/zero points from the min/max over ``calibration_inputs``. The result runs in
+    :class:`OnnxRuntimeNetwork` with the same input/output shapes as the float32 model.
+
+    Args:
+        onnx_path: float32 model.
+        calibration_inputs: a few ``(B, C_in, *S)`` inputs of the real kind (preprocessed scans / patches /
+            slices, as the inferer feeds them); 2-8 are enough for min/max calibration. Random noise gives
+            a working but less accurate model.
+        out_path: int8 model to write.
+        min_in_channels, min_out_channels: convs narrower than this stay float32 (default 16 / 32: narrow
+            full-resolution convs were slower in int8 on an AVX2 CPU without VNNI; see the module docstring).
+            ``0, 0`` quantizes every conv.
+        per_channel: per-output-channel weight scales (default; per-tensor loses accuracy on pruned layers).
+        reduce_range: 7-bit weights, avoids the AVX2 ``vpmaddubsw`` saturation (default ``True``).
+        quant_format: ``"QDQ"`` (default) or ``"QOperator"``; same speed in our measurements.
+        nodes_to_exclude: further node names to keep float32.
+        op_types_to_quantize: op types to quantize (default ``("Conv",)``: activations are quantized only at
+            the inputs of int8 convs; ``None`` lets ORT also quantize MaxPool/Concat/Relu/..., which measured
+            no faster and less accurate: argmax agreement 0.94 instead of 0.99 on UNet3D).
+
+    Returns:
+        ``Path`` of the written file.
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    onnx_path, out_path = Path(onnx_path), Path(out_path)
+    model = _load_checked(onnx_path)
+    inputs = [_as_numpy(x) for x in calibration_inputs]
+    if not inputs:
+        raise ValueError("quantize_int8 needs at least one calibration input (a (B, C_in, *S) tensor).")
+    exclude = list(nodes_to_exclude) + _small_convs(model, min_in_channels, min_out_channels)
+    if quant_format not in ("QDQ", "QOperator"):
+        raise ValueError(f"quant_format must be 'QDQ' or 'QOperator', got {quant_format!r}.")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    reader = _calibration_reader(model.graph.input[0].name, inputs)
+    quantize_static(
+        str(onnx_path), str(out_path), reader, quant_format=getattr(QuantFormat, quant_format),
+        per_channel=per_channel, reduce_range=reduce_range, activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=exclude,
+        op_types_to_quantize=list(op_types_to_quantize) if op_types_to_quantize is not None else None,
+    )
+    onnx.checker.check_model(str(out_path))
+    return out_path
+
+
+_HOW_TO_WRITE = (
+    "write it with custom_networks.compression.int8.export_onnx(net, example_input, path) "
+    "(and quantize_int8(path, calibration_inputs, int8_path) for the int8 model)"
+)
+
+
+def _load_checked(path: Path) -> Any:
+    """``onnx.load`` with the errors :class:`OnnxRuntimeNetwork` gives for a missing or non-ONNX file."""
+    import onnx
+
+    if not path.is_file():
+        raise FileNotFoundError(f"ONNX model {path} does not exist; {_HOW_TO_WRITE}.")
+    try:
+        return onnx.load(str(path))
+    except Exception as e:  # noqa: BLE001 - protobuf raises several types for garbage
+        raise ValueError(
+            f"{path} is not an ONNX model ({type(e).__name__}: {str(e).strip()[:200]}); "
+            f"{_HOW_TO_WRITE}."
+        ) from e
+
+
+# ORT's WeightBiasQuantization pass (ORT 1.20+) quantizes the float weights of a conv whose input comes from a
+# DequantizeLinear, i.e. it undoes quantize_int8's min_in/out_channels exclusions (measured: the excluded convs
+# ran as QLinearConv again, 1.6x slower than float32 overall). Other ORT consumers of the int8 file should
+# disable it the same way.
+_DISABLED_OPTIMIZERS = ["WeightBiasQuantization"]
+
+
+class OnnxRuntimeNetwork(nn.Module):
+    """Run an ONNX model (float32 or int8) in ONNX Runtime on the CPU behind the torch network interface.
+
+    ``forward(x)``: ``(B, C_in, *S)`` torch tensor or MONAI ``MetaTensor`` on any device/dtype ->
+    ``(B, C_out, *S)`` plain torch tensor on ``x``'s device with ``x``'s dtype (computed in float32 on the
+    CPU). With a model from :func:`export_onnx` any batch size and any spatial size the network accepts
+    works, so MONAI's ``SimpleInferer``, ``SlidingWindowInferer`` and ``SliceInferer`` can use it in place
+    of the torch network. It has no parameters; ``.to(device)``/``.eval()`` are no-ops for the computation.
+
+    Args:
+        path: ``.onnx`` file (:func:`export_onnx` or :func:`quantize_int8`).
+        num_threads: ORT intra-op threads (default ``None``: ORT's default, one per physical core).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``path`` is not an ONNX model ONNX Runtime can load.
+    """
+
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.num_threads = num_threads
+        self._open()
+
+    def _open(self) -> None:
+        import onnxruntime as ort
+
+        if not self.path.is_file():
+            raise FileNotFoundError(f"ONNX model {self.path} does not exist; {_HOW_TO_WRITE}.")
+        options = ort.SessionOptions()
+        if self.num_threads:
+            options.intra_op_num_threads = int(self.num_threads)
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), options, providers=["CPUExecutionProvider"], disabled_optimizers=_DISABLED_OPTIMIZERS
+            )
+        except Exception as e:  # noqa: BLE001 - ORT raises its own Fail/InvalidProtobuf types
+            raise ValueError(
+                f"{self.path} is not an ONNX model ONNX Runtime can load ({type(e).__name__}: "
+                f"{str(e).strip()[:300]}); {_HOW_TO_WRITE}."
+            ) from e
+        inp = self.session.get_inputs()[0]
+        self.input_name, self.input_rank = inp.name, len(inp.shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _as_plain_tensor(x)
+        if x.ndim != self.input_rank:
+            raise ValueError(
+                f"{self.path.name} expects a {self.input_rank}D input (B, C, *spatial), got shape {tuple(x.shape)}."
+            )
+        out = self.session.run(None, {self.input_name: _as_numpy(x)})[0]
+        dtype = x.dtype if x.is_floating_point() else torch.float32
+        return torch.from_numpy(out).to(device=x.device, dtype=dtype)
+
+    def extra_repr(self) -> str:
+        return f"path={str(self.path)!r}, num_threads={self.num_threads}"
+
+    def __getstate__(self) -> dict:  # an ORT session does not pickle/deepcopy; reopen it from the file
+        state = self.__dict__.copy()
+        state.pop("session", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._open()
+
+
+def benchmark_int8(
+    net: nn.Module,
+    example_input: torch.Tensor,
+    repeats: int = 3,
+    *,
+    calibration_inputs: Sequence[torch.Tensor] | None = None,
+    num_threads: int | None = None,
+    out_dir: str | os.PathLike | None = None,
+    **quantize_kwargs: Any,
+) -> dict[str, Any]:
+    """Export, quantize and time torch float32, ORT float32 and ORT int8 side by side on one input.
+
+    Each of the ``repeats`` rounds runs the three back to back (after one warm-up each), so a CPU shared
+    with other work slows all three alike; report the ratios rather than the seconds.
+
+    Args:
+        net: network (eval mode is used on a copy); must return one tensor.
+        example_input: ``(B, C_in, *S)`` input, e.g. ``(1, 1, 112, 112, 48)`` or ``(1, 1, 512, 512)``.
+        repeats: timed rounds; the medians are reported.
+        calibration_inputs: inputs for :func:`quantize_int8` (default ``[example_input]``).
+        num_threads: threads for torch and ORT alike (default: ``torch.get_num_threads()``).
+        out_dir: keep ``fp32.onnx`` and ``int8.onnx`` there (default: a temporary folder, removed).
+        **quantize_kwargs: passed to :func:`quantize_int8`.
+
+    Returns:
+        dict with ``input_shape``, ``torch_fp32_s``, ``ort_fp32_s``, ``ort_int8_s`` (median seconds),
+        ``ort_fp32_vs_torch``, ``ort_int8_vs_torch``, ``ort_int8_vs_ort_fp32`` (time ratios, < 1 = faster),
+        ``fp32_onnx_bytes``, ``int8_onnx_bytes``, ``max_abs_diff_fp32`` (ORT fp32 vs torch),
+        ``max_abs_diff_int8`` (ORT int8 vs torch fp32, on the raw outputs/logits) and, for more than one
+        output channel, ``max_abs_diff_int8_softmax`` and ``argmax_agreement_int8`` (fraction of voxels).
+    """
+    threads = num_threads or torch.get_num_threads()
+    x = _as_plain_tensor(example_input).detach().to("cpu", torch.float32)
+    model = copy.deepcopy(net).to("cpu").eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(out_dir) if out_dir is not None else Path(tmp)
+        fp32_path = export_onnx(model, x, folder / "fp32.onnx")
+        int8_path = quantize_int8(fp32_path, calibration_inputs or [x], folder / "int8.onnx", **quantize_kwargs)
+        ort_fp32, ort_int8 = OnnxRuntimeNetwork(fp32_path, threads), OnnxRuntimeNetwork(int8_path, threads)
+        old_threads = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            runners = {"torch_fp32": model, "ort_fp32": ort_fp32, "ort_int8": ort_int8}
+            times: dict[str, list[float]] = {k: [] for k in runners}
+            with torch.inference_mode():
+                outs = {k: f(x) for k, f in runners.items()}  # warm-up, and the outputs compared below
+                for _ in range(repeats):
+                    for k, f in runners.items():
+                        start = time.perf_counter()
+                        f(x)
+                        times[k].append(time.perf_counter() - start)
+        finally:
+            torch.set_num_threads(old_threads)
+        sizes = (fp32_path.stat().st_size, int8_path.stat().st_size)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    ref = outs["torch_fp32"]
+    ref = ref[0] if isinstance(ref, (list, tuple)) else ref
+    result: dict[str, Any] = {
+        "input_shape": list(x.shape),
+        "threads": threads,
+        "torch_fp32_s": med["torch_fp32"],
+        "ort_fp32_s": med["ort_fp32"],
+        "ort_int8_s": med["ort_int8"],
+        "ort_fp32_vs_torch": med["ort_fp32"] / med["torch_fp32"],
+        "ort_int8_vs_torch": med["ort_int8"] / med["torch_fp32"],
+        "ort_int8_vs_ort_fp32": med["ort_int8"] / med["ort_fp32"],
+        "fp32_onnx_bytes": sizes[0],
+        "int8_onnx_bytes": sizes[1],
+        "max_abs_diff_fp32": (outs["ort_fp32"] - ref).abs().max().item(),
+        "max_abs_diff_int8": (outs["ort_int8"] - ref).abs().max().item(),
+    }
+    if ref.shape[1] > 1:
+        p_ref, p_int8 = torch.softmax(ref, 1), torch.softmax(outs["ort_int8"], 1)
+        result["max_abs_diff_int8_softmax"] = (p_int8 - p_ref).abs().max().item()
+        result["argmax_agreement_int8"] = (p_int8.argmax(1) == p_ref.argmax(1)).float().mean().item()
+    return result
