@@ -151,7 +151,8 @@ class _Bundle:
 
 
 def _state_bytes(state: dict) -> int:
-    return sum(v.numel() * v.element_size() for v in state.values())
+    """Bytes of the tensors a saved file holds; a pruning mask is not counted (``make_permanent`` drops it)."""
+    return sum(v.numel() * v.element_size() for k, v in state.items() if not k.endswith("_mask"))
 
 
 def compress(

@@ -18,7 +18,7 @@ from custom_networks import AFUNet, UNet3D
 from custom_networks.compression.int8 import OnnxRuntimeNetwork, export_onnx, quantize_int8
 
 SHAPE_3D = (1, 1, 32, 32, 16)
-SHAPE_2D = (1, 1, 64, 64)
+SHAPE_2D = (1, 1, 32, 32)
 
 
 def _pair(tmp_path_factory, name, net, shape):
@@ -27,7 +27,7 @@ def _pair(tmp_path_factory, name, net, shape):
     net.eval()
     folder = tmp_path_factory.mktemp(name)
     fp32 = export_onnx(net, torch.randn(shape), folder / "fp32.onnx")
-    calibration = [torch.randn(shape) for _ in range(4)]
+    calibration = [torch.randn(shape) for _ in range(2)]
     int8_all = quantize_int8(fp32, calibration, folder / "int8_all.onnx", min_in_channels=0, min_out_channels=0)
     int8_default = quantize_int8(fp32, calibration, folder / "int8.onnx")
     return net, fp32, int8_all, int8_default, torch.randn(shape)
@@ -40,7 +40,7 @@ def unet3d(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def afunet(tmp_path_factory):
-    net = AFUNet(spatial_dims=2, in_channels=1, out_channels=2, features=(8, 16, 32, 64))
+    net = AFUNet(spatial_dims=2, in_channels=1, out_channels=2, features=(4, 8, 16, 32))
     return _pair(tmp_path_factory, "afunet", net, SHAPE_2D)
 
 
