@@ -92,13 +92,13 @@ def test_int8_quantizes_only_wide_convs(unet3d):
 
 def test_sliding_window_inferer_and_metatensor(unet3d):
     net, fp32, _, int8_default, _ = unet3d
-    inferer = SlidingWindowInferer(roi_size=(16, 16, 16), sw_batch_size=2, overlap=0.25)
-    x = MetaTensor(torch.randn(1, 1, 40, 32, 16))
+    inferer = SlidingWindowInferer(roi_size=(16, 16, 16), sw_batch_size=4, overlap=0.25)
+    x = MetaTensor(torch.randn(1, 1, 28, 16, 16))  # 2 overlapping windows, one batch of 2
     with torch.inference_mode():
-        ref = inferer(x, net)
+        ref = inferer(x.as_tensor(), net)  # plain tensor: torch ops on MetaTensor patches are 10x slower here
         out = inferer(x, OnnxRuntimeNetwork(fp32))
         out8 = inferer(x, OnnxRuntimeNetwork(int8_default))
-    assert out.shape == ref.shape == (1, 9, 40, 32, 16)
+    assert out.shape == ref.shape == (1, 9, 28, 16, 16)
     assert (torch.as_tensor(out) - torch.as_tensor(ref)).abs().max().item() <= 1e-4
     assert (torch.as_tensor(out8) - torch.as_tensor(ref)).abs().max().item() <= 0.5
 
