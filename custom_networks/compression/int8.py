@@ -16,19 +16,28 @@ activations and weights in ONNX Runtime's CPU kernels:
 Works on any ``nn.Module`` (also one whose channel counts torch-pruning changed in place): nothing depends
 on fixed widths.
 
-What the measurements behind the defaults found (2-core AMD EPYC (Zen 1, AVX2, no AVX512/VNNI), ORT 1.32):
+What the measurements behind the defaults found (2-core AMD EPYC Zen 1 VM: AVX2, no AVX512/VNNI; ORT 1.32;
+shared CPU, so ratios of runs side by side; random weights):
 
-- ORT float32 is 0.65-0.85x the time of torch float32 for UNet3D and AFUNet.
-- An int8 ``QLinearConv`` is only faster than the float32 ``Conv`` when the layer is wide: at the thesis
-  widths 48-192 channels gain about 20-30 %, while 1-24-channel convs at full resolution (the first conv,
-  the 24->24 convs and the 24->9 head) are 1.2-8x *slower* in int8. :func:`quantize_int8` therefore leaves
-  convs with fewer than ``min_in_channels`` (16) input or ``min_out_channels`` (32) output channels in
-  float32. On CPUs with VNNI/AMX int8 pays at smaller widths too; set both to 0 there.
+- ORT float32 is the reliable CPU speed-up: 0.65-0.95x the time of torch float32 (UNet3D 112x112x48 at
+  widths 12-96 and 24-192; AFUNet 512x512).
+- ORT int8 is *not* reliably faster on this CPU. UNet3D at the thesis widths (24-192), 112x112x48: 0.90x ORT
+  float32 (0.86x torch); at widths 12-96: 0.98x; AFUNet 512x512: 1.1-1.35x (slower). The int8 file is
+  3-4x smaller. Per layer, an int8 ``QLinearConv`` beats the float32 ``Conv`` only when the layer is
+  wide (48-192 channels: 20-30 % faster); 1-24-channel convs at full resolution (the first conv, 24->24,
+  the 24->9 head) are 1.2-8x *slower*. :func:`quantize_int8` therefore leaves convs with fewer than
+  ``min_in_channels`` (16) input or ``min_out_channels`` (32) output channels in float32. On CPUs with
+  VNNI/AMX int8 should pay at smaller widths too (not measured here); try ``0, 0`` there.
+- Only ``Conv`` is quantized by default: also quantizing MaxPool/Concat/Relu (ORT's default) was not faster
+  and less accurate (UNet3D argmax agreement 0.94 instead of 0.99, max softmax difference 0.024 vs 0.004).
 - ``reduce_range=True`` (7-bit weights): without VNNI, ORT's AVX2 u8s8 kernel (``vpmaddubsw``) saturates
-  int16 sums; 7-bit weights avoid that and halved the int8-vs-float error in our measurements.
-- ``ConvTranspose`` (the 2x up-sampling) and ``InstanceNormalization`` stay float32: ORT has no int8
-  kernels for them; each costs a dequantize/quantize pair around it.
+  int16 sums; 7-bit weights avoid that and cut the int8-vs-float error by 2-3x here.
+- ``ConvTranspose`` (the 2x up-sampling) and ``InstanceNormalization`` stay float32 (no ORT int8 kernels
+  used for them); each costs a dequantize/quantize around it.
 - QDQ and QOperator formats ran at the same speed; QDQ is ORT's recommended format and is the default.
+- PyTorch's own int8 paths were not usable: ``torch.ao.quantization.quantize_pt2e`` (PT2E +
+  X86InductorQuantizer) is gone from torch 2.13 (it lives in the separate ``torchao`` package), and the
+  deprecated FX graph mode (``prepare_fx``) cannot trace these networks (data-dependent control flow).
 """
 
 from __future__ import annotations
