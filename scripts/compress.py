@@ -2,12 +2,13 @@
 
     python -m scripts.compress bundles/head_neck_two_stage_unet --dataset_dir DATA [--out DIR]
         [--rates 0.05,0.1,0.15,0.2] [--thresholds 0.01,0.02] [--levels 31] [--finetune_steps 2000]
-        [--<config key> <value> ...]
+        [--round_to 8] [--<config key> <value> ...]
 
 Steps (papers.md 3.7), each on the previous result, each followed by ``finetune_steps`` iterations of the
 bundle's ``train#trainer`` and one run of its ``validate#evaluator``:
 
-1. channel (filter) pruning, L1 criterion, cumulative ``rates`` -> a smaller dense network;
+1. channel (filter) pruning, L1 criterion, cumulative ``rates`` -> a smaller dense network (``--round_to 8``
+   keeps channel counts at multiples of 8, which CPU conv kernels run much faster; not in the thesis);
 2. threshold pruning at each of ``thresholds`` (masks made permanent);
 3. ``levels``-level weight quantization with straight-through fine-tuning (``--levels 0`` skips it).
 
@@ -163,6 +164,7 @@ def compress(
     thresholds: Sequence[float] | str = threshold_pruning.THESIS_THRESHOLDS,
     levels: int | None = quantization.THESIS_LEVELS,
     finetune_steps: int = 2000,
+    round_to: int | None = None,
     validate: bool = True,
     **overrides,
 ) -> dict:
@@ -192,7 +194,7 @@ def compress(
     target_name, target = work.target()
     prefix = f"{target_name}." if target_name else ""
     report: dict = {"bundle": folder.name, "source": str(source), "target": target_name or "network",
-                    "finetune_steps": int(finetune_steps), "overrides": {k: str(v) for k, v in overrides.items()},
+                    "finetune_steps": int(finetune_steps), "round_to": round_to, "overrides": {k: str(v) for k, v in overrides.items()},
                     "steps": []}
 
     def record(step: str, path: Path | None = None, quantized: int | None = None, **info) -> None:
@@ -221,7 +223,7 @@ def compress(
     target.eval()
     record("original")
     if rates:
-        pruner = channel_pruning.ChannelPruner(target, rates)
+        pruner = channel_pruning.ChannelPruner(target, rates, round_to=round_to)
         for _ in range(len(pruner)):
             rate = pruner.step()
             print(f"[compress] channel pruning to {rate:.0%}, fine-tuning {finetune_steps} steps", flush=True)

@@ -110,9 +110,23 @@ class ChannelPruner:
         net: any network of this repo (or its sub-network, e.g. ``TwoStageUNet.stage1``).
         rates: cumulative pruning rates [D: ``THESIS_RATES`` = 5, 10, 15, 20 %].
         example: input for tracing the network; defaults to :func:`example_input`.
+        round_to: keep channel counts at multiples of this (rounded down), or ``None`` for the thesis's counts.
+            Not in the thesis: CPU conv kernels (oneDNN) run channel counts that are multiples of 8 in blocked
+            layouts, and a pruned top level of 9-19 channels is barely faster than 12-24 (measured on 2 cores:
+            UNet3D 12-24-48-96 at 112x112x48, 1.22 s; pruned 20 % to 9-19-38-76, 1.14 s; with ``round_to=8``,
+            8-16-32-72, 0.65 s).
+
+    torch-pruning keeps ``int(n * (1 - rate))`` channels; the thesis removes ``floor(n * rate)``, so where
+    ``n * rate`` is not whole this removes one channel more (24 at 20 %: 19 kept, thesis 20).
     """
 
-    def __init__(self, net: nn.Module, rates: Sequence[float] = THESIS_RATES, example: torch.Tensor | None = None):
+    def __init__(
+        self,
+        net: nn.Module,
+        rates: Sequence[float] = THESIS_RATES,
+        example: torch.Tensor | None = None,
+        round_to: int | None = None,
+    ):
         rates = tuple(float(r) for r in rates)
         if not rates or any(not 0.0 < r < 1.0 for r in rates) or list(rates) != sorted(set(rates)):
             raise ValueError(f"rates must be increasing values in (0, 1), got {rates}.")
@@ -126,6 +140,7 @@ class ChannelPruner:
                 iterative_steps=len(rates),
                 iterative_pruning_ratio_scheduler=lambda ratio, steps: [0.0, *rates],
                 ignored_layers=unprunable_layers(net),
+                round_to=int(round_to) if round_to else None,
             )
 
     def __len__(self) -> int:

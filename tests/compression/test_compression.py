@@ -146,6 +146,16 @@ def test_thesis_widths_at_20_percent_match_table_4_2():
     assert [level[0].conv.out_channels for level in net.encoder] == [19, 38, 76, 153]
 
 
+def test_round_to_keeps_channel_counts_at_multiples_of_8():
+    net = UNet3D(in_channels=1, out_channels=9, features=(12, 24, 48, 96))
+    pruner = channel_pruning.ChannelPruner(net, round_to=8)
+    for _ in range(len(pruner)):
+        pruner.step()
+    assert [level[0].conv.out_channels for level in net.encoder] == [8, 16, 32, 72]
+    assert all(layer.out_channels % 8 == 0 for layer in threshold_pruning.conv_layers(net)[:-1])
+    assert net.head.out_channels == 9
+
+
 @pytest.mark.parametrize("name", list(NETWORKS))
 def test_compressed_network_keeps_shapes_and_loads_into_the_full_size_network(name, tmp_path):
     build, shape = NETWORKS[name]
