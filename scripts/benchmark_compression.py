@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import fire
@@ -192,8 +193,21 @@ def _export_int8(compressed: Path, spec: dict, threads: int) -> Path:
     return quantize_int8(fp32, calibration, compressed / "target_int8.onnx")
 
 
+def _variants(compressed: list[Path], original: Path) -> list[tuple[str, Path, dict, Path | None]]:
+    """(name, checkpoint, its compression.json step, compressed folder for int8) for the original and each step."""
+    first = json.loads((compressed[0] / "compression.json").read_text())
+    rows = [("original", original, first["steps"][0], None)]
+    for folder in compressed:
+        report = json.loads((folder / "compression.json").read_text())
+        suffix = f", multiples of {report['round_to']}" if report.get("round_to") else ""
+        for name, file in list(VARIANTS.items())[1:]:
+            step = next(s for s in report["steps"] if s.get("file") == file)
+            rows.append((name + suffix, folder / file, step, folder if name == "+ int8 runtime" else None))
+    return rows
+
+
 def run(
-    compressed: str,
+    compressed: str | Sequence[str],
     original: str,
     image: str,
     dataset_dir: str,
@@ -202,43 +216,46 @@ def run(
     repeats: int = 3,
     dice: bool = True,
     thesis_widths: bool = True,
+    out: str | None = None,
     **overrides,
 ) -> dict:
-    """Measure every step; write ``benchmark.md`` and ``benchmark.json`` into ``compressed``."""
+    """Measure every step of one or more ``scripts.compress`` outputs; write ``benchmark.md`` / ``.json`` to ``out``.
+
+    ``out`` defaults to the first compressed folder.
+    """
     from custom_networks.support.paths import as_bool
 
     dice, thesis_widths = as_bool(dice, "dice"), as_bool(thesis_widths, "thesis_widths")
-    compressed = Path(compressed).resolve()
-    report = json.loads((compressed / "compression.json").read_text())
+    folders = [Path(c).resolve() for c in ([compressed] if isinstance(compressed, str) else compressed)]
+    out_dir = Path(out).resolve() if out else folders[0]
+    report = json.loads((folders[0] / "compression.json").read_text())
     configs = REPO / "bundles" / bundle / "configs"
     target = "" if report["target"] == "network" else report["target"]
-    variants_dir = compressed / "benchmark_variants"
+    variants_dir = out_dir / "benchmark_variants"
     base = {"threads": int(threads), "repeats": int(repeats), "target": target}
     common = {"bundle_root": str(configs.parent), "dataset_dir": str(dataset_dir), **overrides}
     input_size = common.get("stage1_size")
     if input_size is None:
         raise ValueError("pass --stage1_size (the compressed network's input size) as used for training.")
-    results: dict = {"threads": int(threads), "image": image, "variants": {}, "thesis_widths": {}}
+    results: dict = {"threads": int(threads), "image": image, "finetune_steps": report["finetune_steps"],
+                     "variants": {}, "thesis_widths": {}}
 
     evaluations: dict = {}
     int8_spec = {**base, "config_files": [str(configs / "inference.json")], "overrides": common}
-    onnx = _export_int8(compressed, int8_spec, int(threads))
-    for name, file in VARIANTS.items():
-        folder = variants_dir / name.strip("+ ").replace(" ", "_")
+    for i, (name, ckpt, step, int8_of) in enumerate(_variants(folders, Path(original).resolve())):
+        folder = variants_dir / f"{i}_{name.strip('+ ').replace(' ', '_').replace(',', '')}"
         folder.mkdir(parents=True, exist_ok=True)
-        ckpt = Path(original).resolve() if file is None else compressed / file
         link = folder / "model.pt"
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to(ckpt)
-        int8 = str(onnx) if name == "+ int8 runtime" else None
-        step = next((s for s in report["steps"] if s.get("file") == file), report["steps"][0])
+        int8 = str(_export_int8(int8_of, int8_spec, int(threads))) if int8_of else None
         entry = {
-            "file_mb": round(os.path.getsize(onnx if int8 else ckpt) / 2**20, 3),
+            "file_mb": round(os.path.getsize(int8 or ckpt) / 2**20, 3),
             "parameters": step["parameters"],
             "nonzero_conv_weights": step["nonzero_conv_weights"],
             "sparsity": step["sparsity"],
-            "weights_mb": step["weights_mb"],
+            "weights_mb": round(os.path.getsize(int8) / 2**20, 3) if int8 else step["weights_mb"],
             "val_dice_stage": None if int8 else step["val_dice"],
         }
         spec = {**base, "variant": name, "onnx": int8, "ckpt": str(link), "input": input_size,
@@ -264,8 +281,8 @@ def run(
         results["thesis_widths"]["channel-pruned 20 %, multiples of 8"] = _measure(
             "net", {**full, "variant": "thesis widths, pruned, round_to 8", "prune": True, "round_to": 8})
         calibration = [torch.randn(1, 1, 208, 208, 72) for _ in range(2)]  # untrained: for speed only
-        pruned = _thesis_width_stage1(prune=True, round_to=8)
-        fp32 = export_onnx(pruned, calibration[0], variants_dir / "thesis_pruned_fp32.onnx")
+        fp32 = export_onnx(_thesis_width_stage1(prune=True, round_to=8), calibration[0],
+                           variants_dir / "thesis_pruned_fp32.onnx")
         int8_full = quantize_int8(fp32, calibration, variants_dir / "thesis_pruned_int8.onnx")
         results["thesis_widths"]["channel-pruned 20 %, multiples of 8, int8 runtime"] = _measure(
             "net", {**full, "variant": "thesis widths, pruned, round_to 8, int8", "onnx": str(int8_full)})
@@ -276,43 +293,40 @@ def run(
             done = dict(zip(evaluations, pool.map(lambda spec: _measure("pipeline", spec), evaluations.values())))
         for name, result in done.items():
             results["variants"][name]["eval"] = result
-    (compressed / "benchmark.json").write_text(json.dumps(results, indent=2) + "\n")
-    (compressed / "benchmark.md").write_text(markdown(results, report))
-    print((compressed / "benchmark.md").read_text())
+    (out_dir / "benchmark.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out_dir / "benchmark.md").write_text(markdown(results))
+    print((out_dir / "benchmark.md").read_text())
     return results
 
 
-def markdown(results: dict, report: dict) -> str:
-    """Tables 4-3 to 4-5 layout: one column per step, measured beside the thesis's values."""
+def markdown(results: dict) -> str:
+    """One row per step, measured, with ratios to the original; the thesis's Tables 4-3 / 4-5 values below."""
     variants = results["variants"]
-    names = list(variants)
-    first = variants[names[0]]
+    first = next(iter(variants.values()))
 
     def ratio(value: float, reference: float) -> str:
         return f"{value} ({value / reference:.2f}x)" if reference else str(value)
 
-    rows = [
+    columns = [
         ("checkpoint file (MB)", lambda v: ratio(v["file_mb"], first["file_mb"])),
-        ("compressed network's weights (MB)", lambda v: ratio(v["weights_mb"], first["weights_mb"])),
+        ("stage weights (MB)", lambda v: ratio(v["weights_mb"], first["weights_mb"])),
         ("parameters", lambda v: f"{v['parameters']:,}"),
         ("non-zero conv weights", lambda v: f"{v['nonzero_conv_weights']:,}"),
         ("sparsity", lambda v: v["sparsity"]),
-        ("network forward (s)", lambda v: ratio(v["net"]["latency_s"], first["net"]["latency_s"])),
-        ("network forward memory (GB, peak RSS above the loaded model)",
-         lambda v: ratio(v["net"]["forward_memory_gb"], first["net"]["forward_memory_gb"])),
-        ("inference.json on the full volume (s)", lambda v: ratio(v["pipeline"]["wall_s"], first["pipeline"]["wall_s"])),
+        ("forward (s)", lambda v: ratio(v["net"]["latency_s"], first["net"]["latency_s"])),
+        ("forward memory (GB)", lambda v: ratio(v["net"]["forward_memory_gb"], first["net"]["forward_memory_gb"])),
+        ("inference.json (s)", lambda v: ratio(v["pipeline"]["wall_s"], first["pipeline"]["wall_s"])),
         ("inference.json peak RSS (GB)", lambda v: ratio(v["pipeline"]["peak_rss_gb"], first["pipeline"]["peak_rss_gb"])),
-        ("validation Dice of the compressed network (scripts.compress)",
-         lambda v: "–" if v["val_dice_stage"] is None else f"{v['val_dice_stage']:.3f}"),
+        ("validation Dice (compress)", lambda v: "–" if v["val_dice_stage"] is None else f"{v['val_dice_stage']:.3f}"),
     ]
     if "eval" in first:
-        rows.append(("final mean Dice, testing cases (evaluate.json)", lambda v: f"{v['eval']['mean_dice']:.3f}"))
-    lines = ["| metric | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    lines += [f"| {label} | " + " | ".join(str(fn(variants[n])) for n in names) + " |" for label, fn in rows]
-    thesis = ["| thesis (Tables 4-3, 4-5) | " + " | ".join(
-        ", ".join(f"{k} {v}" for k, v in THESIS.get(n, {}).items()) or "–" for n in names) + " |"]
-    text = [f"Measured with {results['threads']} threads; full volume: `{results['image']}`; "
-            f"fine-tuning {report['finetune_steps']} steps per round.", "", *lines, *thesis, ""]
+        columns.append(("final mean Dice, testing", lambda v: f"{v['eval']['mean_dice']:.3f}"))
+    lines = ["| step | " + " | ".join(c for c, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(str(fn(v)) for _, fn in columns) + " |" for name, v in variants.items()]
+    thesis = ["", "Thesis (Tables 4-3, 4-5; stage 1, its data, 2x GTX 1080 Ti):", ""]
+    thesis += [f"- {name}: " + ", ".join(f"{k} {v}" for k, v in values.items()) for name, values in THESIS.items()]
+    text = [f"Measured with {results['threads']} threads; full volume `{results['image']}`; "
+            f"fine-tuning {results['finetune_steps']} steps per round.", "", *lines, *thesis, ""]
     if results["thesis_widths"]:
         widths = results["thesis_widths"]
         ref = widths["original"]

@@ -4,5 +4,6 @@ The three thesis steps, each on the previous one's result: structured L1 channel
 smaller dense network (:mod:`.channel_pruning`), magnitude (threshold) pruning made permanent
 (:mod:`.threshold_pruning`), and k-level weight quantization with straight-through fine-tuning stored as
 int8 codes (:mod:`.quantization`). :mod:`.checkpoint` writes and reads the compressed weights as plain
-tensors; every network of this repo reads them through its ``load_state_dict``.
+tensors; every network of this repo reads them through its ``load_state_dict``. :mod:`.int8` (not a thesis
+step) runs a network in ONNX Runtime with int8 convolutions.
 """
