@@ -1,7 +1,7 @@
 """Benchmark of paper 002's chapter 4: every compression step side by side, in the layout of Tables 4-3 to 4-5.
 
-    python -m scripts.benchmark_compression run --compressed DIR --original MODEL.pt --image FULL_SIZE.nii.gz \
-        --dataset_dir DATA [--threads 2] [--dice true] [--thesis_widths true] [--<config key> <value> ...]
+    python -m scripts.benchmark_compression run --compressed DIR[,DIR2] --original MODEL.pt --image FULL_SIZE.nii.gz \
+        --dataset_dir DATA [--threads 2] [--dice true] [--thesis_widths true] [--out DIR] [--<config key> <value> ...]
 
 ``DIR`` is the ``--out`` of ``python -m scripts.compress`` (``model_channel_pruned.pt``,
 ``model_threshold_pruned.pt``, ``model.pt``, ``compression.json``). For each step (original, channel-pruned,
@@ -12,7 +12,7 @@ thesis's "runtime" is stage 1's), the whole ``inference.json`` pipeline's wall t
 own process, one after the other, so peak RSS is that step's alone; compare ratios measured in one run.
 With ``--thesis_widths`` it also times the thesis's full-width stage 1 (24-48-96-192, 208x208x72 input,
 untrained: speed and memory only) before and after 20 % channel pruning and as int8.
-Writes ``<DIR>/benchmark.md`` and ``benchmark.json``.
+Writes ``benchmark.md`` and ``benchmark.json`` into ``--out`` (default: the first ``DIR``).
 """
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ def run(
     from custom_networks.support.paths import as_bool
 
     dice, thesis_widths = as_bool(dice, "dice"), as_bool(thesis_widths, "thesis_widths")
-    folders = [Path(c).resolve() for c in ([compressed] if isinstance(compressed, str) else compressed)]
+    folders = [Path(c).resolve() for c in (compressed.split(",") if isinstance(compressed, str) else compressed)]
     out_dir = Path(out).resolve() if out else folders[0]
     report = json.loads((folders[0] / "compression.json").read_text())
     configs = REPO / "bundles" / bundle / "configs"
