@@ -33,6 +33,7 @@ from pathlib import Path
 import fire
 import torch
 import torch.nn as nn
+from monai.bundle import ConfigParser
 
 from custom_networks.compression import channel_pruning, quantization, threshold_pruning
 from custom_networks.compression.checkpoint import FORMAT_KEY, compressed_state_dict, conv_weight_count, save_checkpoint
@@ -97,8 +98,6 @@ class _Bundle:
     """The bundle's train.json with the user's overrides; builds fresh trainers and evaluators around one network."""
 
     def __init__(self, folder: Path, overrides: dict, out: Path):
-        from monai.bundle import ConfigParser
-
         self.files = [str(folder / "configs" / "train.json")]
         self.overrides = {
             "bundle_root": str(folder),
@@ -106,15 +105,14 @@ class _Bundle:
             "output_dir": str(out / "finetune" / "logs"),
             **overrides,
         }
-        self._parser_cls = ConfigParser
         self.shared: dict = {}
         parser = self.parser()
         self.network = parser.get_parsed_content("network")
         self.target_id = "trained_net" if "trained_net" in parser else "network"
         self.shared["network"] = self.network
 
-    def parser(self):
-        parser = self._parser_cls()
+    def parser(self) -> ConfigParser:
+        parser = ConfigParser()
         parser.read_config(self.files)
         parser.update({**self.overrides, **self.shared})
         return parser
