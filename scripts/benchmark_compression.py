@@ -17,6 +17,7 @@ Writes ``benchmark.md`` and ``benchmark.json`` into ``--out`` (default: the firs
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import resource
@@ -339,5 +340,77 @@ def markdown(results: dict) -> str:
     return "\n".join(text) + "\n"
 
 
+#: the papers' networks at their papers' widths and input sizes (bundles' train.json defaults)
+PAPER_NETWORKS = {
+    "lower_limb_afu_unet": ("AFUNet", {"spatial_dims": 2, "in_channels": 1, "out_channels": 1,
+                                       "features": (64, 128, 256, 512)}, (512, 512)),
+    "spine_msr_attention_unet": ("MSRAttentionUNet", {"spatial_dims": 2, "in_channels": 1, "out_channels": 1,
+                                                      "features": (32, 64, 128, 256, 512)}, (512, 512)),
+    "knee_eas_unet": ("EASUNet", {"spatial_dims": 2, "in_channels": 1, "out_channels": 3,
+                                  "features": (64, 128, 256, 512, 1024)}, (384, 384)),
+    "head_neck_two_stage_unet (stage 1)": ("UNet3D", {"in_channels": 1, "out_channels": 9,
+                                                      "features": (24, 48, 96, 192)}, (208, 208, 72)),
+}
+
+
+def networks(threads: int = 2, repeats: int = 2, out: str | None = None) -> dict:
+    """Every paper network, untrained at its paper widths: size, parameters and forward time before and after
+    20 % channel pruning (thesis counts and multiples of 8) and with 31-level int8 codes; one process, side by side.
+    """
+    import torch
+
+    import custom_networks
+    from custom_networks.compression import quantization
+    from custom_networks.compression.channel_pruning import ChannelPruner
+    from custom_networks.compression.checkpoint import compressed_state_dict, conv_weight_count
+
+    torch.set_num_threads(int(threads))
+    rows = {}
+    for bundle, (cls, kwargs, size) in PAPER_NETWORKS.items():
+        torch.manual_seed(0)
+        nets = {"original": getattr(custom_networks, cls)(**kwargs).eval()}
+        for label, round_to in (("pruned 20 %", None), ("pruned 20 %, multiples of 8", 8)):
+            net = getattr(custom_networks, cls)(**kwargs).eval()
+            pruner = ChannelPruner(net, round_to=round_to)
+            for _ in range(len(pruner)):
+                pruner.step()
+            nets[label] = net
+        x = torch.randn(1, 1, *size)
+        entry = {}
+        for label, net in nets.items():
+            times = []
+            with torch.inference_mode():
+                for _ in range(int(repeats) + 1):
+                    start = time.perf_counter()
+                    net(x)
+                    times.append(time.perf_counter() - start)
+            quantized = copy.deepcopy(net)
+            quantization.attach_quantizers(quantized, 31)
+            quantization.bake_quantizers(quantized)
+            codes = compressed_state_dict(quantized, 31)
+            entry[label] = {
+                "parameters": sum(p.numel() for p in net.parameters()),
+                "float_mb": round(sum(v.numel() * v.element_size() for v in net.state_dict().values()) / 2**20, 2),
+                "int8_codes_mb": round(sum(v.numel() * v.element_size() for v in codes.values()) / 2**20, 2),
+                "conv_weights": conv_weight_count(net)[0],
+                "forward_s": round(statistics.median(times[1:]), 3),
+            }
+            print(f"[networks] {bundle} {label}: {json.dumps(entry[label])}", flush=True)
+        rows[bundle] = {"input": list(size), **entry}
+    text = ["| bundle (input) | variant | parameters | float32 MB | 31-level int8 MB | forward s (ratio) |",
+            "|---|---|---|---|---|---|"]
+    for bundle, entry in rows.items():
+        ref = entry["original"]["forward_s"]
+        for label in ("original", "pruned 20 %", "pruned 20 %, multiples of 8"):
+            v = entry[label]
+            text.append(f"| {bundle} ({'x'.join(map(str, entry['input']))}) | {label} | {v['parameters']:,} | "
+                        f"{v['float_mb']} | {v['int8_codes_mb']} | {v['forward_s']} ({v['forward_s'] / ref:.2f}x) |")
+    table = "\n".join(text) + "\n"
+    if out:
+        Path(out).write_text(table)
+    print(table)
+    return rows
+
+
 if __name__ == "__main__":
-    fire.Fire({"run": run, "child": _child})
+    fire.Fire({"run": run, "networks": networks, "child": _child})
