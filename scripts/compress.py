@@ -192,8 +192,8 @@ def compress(
     target_name, target = work.target()
     prefix = f"{target_name}." if target_name else ""
     report: dict = {"bundle": folder.name, "source": str(source), "target": target_name or "network",
-                    "finetune_steps": int(finetune_steps), "round_to": round_to, "overrides": {k: str(v) for k, v in overrides.items()},
-                    "steps": []}
+                    "finetune_steps": int(finetune_steps), "round_to": round_to,
+                    "overrides": {k: str(v) for k, v in overrides.items()}, "steps": []}
 
     def record(step: str, path: Path | None = None, quantized: int | None = None, **info) -> None:
         state = compressed_state_dict(target, quantized)
