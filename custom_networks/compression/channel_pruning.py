@@ -11,13 +11,14 @@ torch-pruning's dependency graph instead of hand-written index maps.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
 import torch_pruning as tp
 
-__all__ = ["THESIS_RATES", "ChannelPruner", "FilterL1Importance", "example_input", "unprunable_layers"]
+__all__ = ["THESIS_RATES", "ChannelPruner", "FilterL1Importance", "eval_mode", "example_input", "unprunable_layers"]
 
 # papers.md 3.7 (a) [D]: the explicit cumulative schedule; 20 % is the thesis's chosen rate.
 THESIS_RATES = (0.05, 0.10, 0.15, 0.20)
@@ -84,18 +85,15 @@ def example_input(net: nn.Module, size: int | None = None) -> torch.Tensor:
     return torch.zeros((1, first.in_channels, *[size] * spatial_dims), dtype=param.dtype, device=param.device)
 
 
-def _trace_mode(net: nn.Module):
-    """Trace in eval mode (deep-supervision nets return one tensor) and restore the caller's mode after."""
-
-    class _Eval:
-        def __enter__(self):
-            self.training = net.training
-            net.eval()
-
-        def __exit__(self, *exc):
-            net.train(self.training)
-
-    return _Eval()
+@contextmanager
+def eval_mode(net: nn.Module) -> Iterator[None]:
+    """Trace in eval mode (deep-supervision nets return one tensor); the caller's mode is restored after."""
+    training = net.training
+    net.eval()
+    try:
+        yield
+    finally:
+        net.train(training)
 
 
 class ChannelPruner:
@@ -131,7 +129,7 @@ class ChannelPruner:
         if not rates or any(not 0.0 < r < 1.0 for r in rates) or list(rates) != sorted(set(rates)):
             raise ValueError(f"rates must be increasing values in (0, 1), got {rates}.")
         self.net, self.rates, self.done = net, rates, 0
-        with _trace_mode(net):
+        with eval_mode(net):
             self._pruner = tp.pruner.MetaPruner(
                 net,
                 example if example is not None else example_input(net),
@@ -153,7 +151,7 @@ class ChannelPruner:
         """
         if self.done >= len(self.rates):
             raise RuntimeError(f"all {len(self.rates)} pruning rates {self.rates} are done.")
-        with _trace_mode(self.net):
+        with eval_mode(self.net):
             for group in self._pruner.step(interactive=True):
                 if on_group is not None:
                     on_group(group)

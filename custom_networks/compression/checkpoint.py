@@ -75,7 +75,7 @@ def fit_to_state_dict(net: nn.Module, state_dict: Mapping[str, torch.Tensor], pr
     """
     import torch_pruning as tp
 
-    from .channel_pruning import _trace_mode, example_input
+    from .channel_pruning import eval_mode, example_input
 
     graph = None
     for name, layer in net.named_modules():
@@ -89,7 +89,7 @@ def fit_to_state_dict(net: nn.Module, state_dict: Mapping[str, torch.Tensor], pr
             continue
         if wanted < have:
             if graph is None:
-                with _trace_mode(net):
+                with eval_mode(net):
                     graph = tp.DependencyGraph().build_dependency(net, example_inputs=example_input(net))
             graph.get_pruning_group(layer, prune_fn, idxs=list(range(wanted, have))).prune()
 
