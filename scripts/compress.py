@@ -197,7 +197,6 @@ def compress(
 
     def record(step: str, path: Path | None = None, quantized: int | None = None, **info) -> None:
         state = compressed_state_dict(target, quantized)
-        del state[FORMAT_KEY]
         total, nonzero = conv_weight_count(target)
         entry = {
             "step": step,
@@ -207,11 +206,11 @@ def compress(
             "conv_weights": total,
             "nonzero_conv_weights": nonzero,
             "sparsity": round(1 - nonzero / total, 4),
-            "weights_mb": round(_state_bytes(state) / 2**20, 3),
+            "weights_mb": round(_state_bytes({k: v for k, v in state.items() if k != FORMAT_KEY}) / 2**20, 3),
         }
         if path is not None:
             full = {k: v for k, v in work.network.state_dict().items() if not k.startswith(prefix)}
-            full.update({prefix + k: v for k, v in compressed_state_dict(target, quantized).items()})
+            full.update({prefix + k: v for k, v in state.items()})
             save_checkpoint(full, str(path))
             entry["file"], entry["file_mb"] = path.name, round(os.path.getsize(path) / 2**20, 3)
         report["steps"].append(entry)
