@@ -243,12 +243,16 @@ _HOW_TO_WRITE = (
 )
 
 
+def _require_file(path: Path) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(f"ONNX model {path} does not exist; {_HOW_TO_WRITE}.")
+
+
 def _load_checked(path: Path) -> Any:
     """``onnx.load`` with the errors :class:`OnnxRuntimeNetwork` gives for a missing or non-ONNX file."""
     import onnx
 
-    if not path.is_file():
-        raise FileNotFoundError(f"ONNX model {path} does not exist; {_HOW_TO_WRITE}.")
+    _require_file(path)
     try:
         return onnx.load(str(path))
     except Exception as e:  # noqa: BLE001 - protobuf raises several types for garbage
@@ -292,8 +296,7 @@ class OnnxRuntimeNetwork(nn.Module):
     def _open(self) -> None:
         import onnxruntime as ort
 
-        if not self.path.is_file():
-            raise FileNotFoundError(f"ONNX model {self.path} does not exist; {_HOW_TO_WRITE}.")
+        _require_file(self.path)
         options = ort.SessionOptions()
         if self.num_threads:
             options.intra_op_num_threads = int(self.num_threads)
