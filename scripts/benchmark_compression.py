@@ -31,6 +31,8 @@ from pathlib import Path
 
 import fire
 
+from scripts.export import median_seconds
+
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {  # name -> checkpoint file in the compressed folder (None: the original)
     "original": None,
@@ -114,14 +116,10 @@ def _net_latency(spec: dict) -> dict:
         net = _network_from_bundle(spec)[1]
     x = torch.randn(1, 1, *spec["input"])
     before = _current_rss_gb()
-    times = []
     with torch.inference_mode():
-        for _ in range(spec["repeats"] + 1):
-            start = time.perf_counter()
-            net(x)
-            times.append(time.perf_counter() - start)
+        latency = median_seconds(net, x, spec["repeats"])
     # the forward's own memory: the process's high-water mark above what it held before the first forward
-    return {"latency_s": round(statistics.median(times[1:]), 3), "forward_memory_gb": round(_peak_rss_gb() - before, 3)}
+    return {"latency_s": round(latency, 3), "forward_memory_gb": round(_peak_rss_gb() - before, 3)}
 
 
 def _pipeline(spec: dict) -> dict:
@@ -378,12 +376,8 @@ def networks(threads: int = 2, repeats: int = 2, out: str | None = None) -> dict
         x = torch.randn(1, 1, *size)
         entry = {}
         for label, net in nets.items():
-            times = []
             with torch.inference_mode():
-                for _ in range(int(repeats) + 1):
-                    start = time.perf_counter()
-                    net(x)
-                    times.append(time.perf_counter() - start)
+                forward_s = median_seconds(net, x, int(repeats))
             quantized = copy.deepcopy(net)
             quantization.attach_quantizers(quantized, 31)
             quantization.bake_quantizers(quantized)
@@ -393,7 +387,7 @@ def networks(threads: int = 2, repeats: int = 2, out: str | None = None) -> dict
                 "float_mb": round(sum(v.numel() * v.element_size() for v in net.state_dict().values()) / 2**20, 2),
                 "int8_codes_mb": round(sum(v.numel() * v.element_size() for v in codes.values()) / 2**20, 2),
                 "conv_weights": conv_weight_count(net)[0],
-                "forward_s": round(statistics.median(times[1:]), 3),
+                "forward_s": round(forward_s, 3),
             }
             print(f"[networks] {bundle} {label}: {json.dumps(entry[label])}", flush=True)
         rows[bundle] = {"input": list(size), **entry}

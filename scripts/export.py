@@ -119,7 +119,8 @@ def _check_shapes(part: Part) -> list[tuple[int, ...]]:
     return shapes
 
 
-def _median_seconds(fn, x, repeats: int) -> float:
+def median_seconds(fn, x, repeats: int) -> float:
+    """Median wall time of ``fn(x)`` over ``repeats`` calls after one warm-up call."""
     fn(x)  # warm-up
     times = []
     for _ in range(repeats):
@@ -196,8 +197,8 @@ def check_part(part: Part, ts_path: Path, onnx_path: Path, atol: float, threads:
             result["tolerance"] = max(result.get("tolerance", 0.0), tol)
             result["ok"] &= d_ort <= tol and d_ts <= tol
         x = torch.rand(part.shape, generator=gen).numpy()
-        result["torch_s"] = _median_seconds(lambda a: part.module(torch.from_numpy(a)), x, repeats)
-        result["ort_s"] = _median_seconds(lambda a: session.run(None, {session.get_inputs()[0].name: a}), x, repeats)
+        result["torch_s"] = median_seconds(lambda a: part.module(torch.from_numpy(a)), x, repeats)
+        result["ort_s"] = median_seconds(lambda a: session.run(None, {session.get_inputs()[0].name: a}), x, repeats)
     result["ort_over_torch"] = result["ort_s"] / result["torch_s"]
     return result
 
