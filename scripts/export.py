@@ -45,9 +45,9 @@ import numpy as np
 import torch
 
 from custom_networks.support.paths import as_bool
+from scripts.package import BUNDLES
 
 REPO = Path(__file__).resolve().parent.parent
-BUNDLES = ("head_neck_two_stage_unet", "knee_eas_unet", "lower_limb_afu_unet", "spine_msr_attention_unet")
 #: default slice size for the 2D networks' example input (rounded up to the network's size multiple)
 SLICE_SIZE = 160
 
