@@ -31,7 +31,7 @@ from pathlib import Path
 
 import fire
 
-from scripts.export import median_seconds
+from .export import median_seconds
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {  # name -> checkpoint file in the compressed folder (None: the original)

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from custom_networks.support.paths import as_bool
-from scripts.package import BUNDLES
+from .package import BUNDLES
 
 REPO = Path(__file__).resolve().parent.parent
 #: default slice size for the 2D networks' example input (rounded up to the network's size multiple)
