@@ -31,7 +31,7 @@ from pathlib import Path
 
 import fire
 
-from .export import median_seconds
+from .export import bundle_parser, load_weights, median_seconds
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {  # name -> checkpoint file in the compressed folder (None: the original)
@@ -72,18 +72,12 @@ def _child(kind: str, spec_file: str) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def _network_from_bundle(spec: dict):
-    """The bundle's network with a checkpoint loaded (through the compressed-checkpoint hook), and its target."""
-    import torch
-    from monai.bundle import ConfigParser
-
-    parser = ConfigParser()
-    parser.read_config(spec["config_files"])
-    parser.update(spec["overrides"])
-    network = parser.get_parsed_content("network_def")
-    network.load_state_dict(torch.load(spec["ckpt"], map_location="cpu", weights_only=True))
-    target = network.get_submodule(spec["target"]) if spec["target"] else network
-    return network, target.eval()
+def _target_from_bundle(spec: dict):
+    """The compressed network inside the bundle's network, with the checkpoint loaded (compressed ones too)."""
+    bundle = Path(spec["config_files"][0]).parents[1].name
+    network = bundle_parser(bundle, spec["overrides"]).get_parsed_content("network_def")
+    load_weights(network, spec["ckpt"])
+    return (network.get_submodule(spec["target"]) if spec["target"] else network).eval()
 
 
 def _thesis_width_stage1(prune: bool, round_to: int | None = None):
@@ -113,7 +107,7 @@ def _net_latency(spec: dict) -> dict:
     elif spec.get("thesis_widths"):
         net = _thesis_width_stage1(spec.get("prune", False), spec.get("round_to"))
     else:
-        net = _network_from_bundle(spec)[1]
+        net = _target_from_bundle(spec)
     x = torch.randn(1, 1, *spec["input"])
     before = _current_rss_gb()
     with torch.inference_mode():
@@ -182,9 +176,9 @@ def _export_int8(compressed: Path, spec: dict, threads: int) -> Path:
     from custom_networks.compression.int8 import export_onnx, quantize_int8
 
     torch.set_num_threads(threads)
-    _, target = _network_from_bundle({**spec, "ckpt": str(compressed / "model.pt")})
+    target = _target_from_bundle({**spec, "ckpt": str(compressed / "model.pt")})
     parser = ConfigParser()
-    parser.read_config([spec["config_files"][0].replace("inference.json", "train.json")])
+    parser.read_config(str(Path(spec["config_files"][0]).with_name("train.json")))
     parser.update(spec["overrides"])
     dataset = parser.get_parsed_content("validate#dataset")
     calibration = [dataset[i]["image"].as_tensor()[None] for i in range(min(4, len(dataset)))]

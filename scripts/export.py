@@ -61,7 +61,8 @@ class Part:
         self.shape, self.dynamic = tuple(int(s) for s in shape), dynamic
 
 
-def _parser(bundle: str, overrides: dict[str, Any]):
+def bundle_parser(bundle: str, overrides: dict[str, Any]):
+    """The bundle's ``inference.json`` (with its metadata) and the command-line overrides, not yet parsed."""
     from monai.bundle import ConfigParser
 
     root = REPO / "bundles" / bundle
@@ -213,7 +214,7 @@ def export_bundle(bundle: str, ckpt: str | Path, out: str | Path, overrides: dic
     torch.set_num_threads(threads)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    parser = _parser(bundle, overrides)
+    parser = bundle_parser(bundle, overrides)
     net = parser.get_parsed_content("network_def")
     nested = load_weights(net, ckpt)
     net.eval()
