@@ -25,7 +25,7 @@ ATOL = 1e-4
 
 def _tiny_ckpt(bundle: str, path) -> str:
     torch.manual_seed(0)
-    net = export._parser(bundle, TINY[bundle][0]).get_parsed_content("network_def")
+    net = export.bundle_parser(bundle, TINY[bundle][0]).get_parsed_content("network_def")
     torch.save({"model": net.state_dict()}, path)
     return str(path)
 
