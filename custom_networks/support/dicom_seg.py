@@ -57,6 +57,13 @@ GRID_TOLERANCE = 0.01
 #: what every source slice must carry for a SEG to reference it (PS3.3 C.7.6.1 / C.12.1 / C.7.4.1, all Type 1 there)
 REFERENCE_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID", "FrameOfReferenceUID")
 
+#: Type 2 Patient / General Study attributes (PS3.3 C.7.1.1, C.7.2.1) that the SEG copies from its source;
+#: some exporters leave them out instead of writing them empty
+TYPE2_COPIED = (
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+    "ReferringPhysicianName", "StudyID", "AccessionNumber",
+)
+
 
 class DicomSegReferenceError(ValueError):
     """The source series lacks the UIDs a SEG must reference; the message names the file and the fix."""
@@ -113,6 +120,15 @@ def read_series_headers(folder: str | os.PathLike) -> list:
     The folder is checked with :func:`custom_networks.support.dicom.check_dicom_series` (one series, no missing
     or duplicate slices). The sort is by ``ImagePositionPatient`` projected on the normal
     ``row direction x column direction`` of ``ImageOrientationPatient``, ascending.
+
+    In the returned in-memory copies (the files are never written), a blank ``SOPClassUID`` / ``SOPInstanceUID``
+    is taken from the file meta's Media Storage SOP Class / Instance UID (the same values by PS3.10 7.1; some
+    anonymisers blank only the dataset's copy), and absent Type 2 patient/study attributes are set empty.
+
+    Raises:
+        DicomSegReferenceError: a slice has no Study / Series / SOP Instance / SOP Class / Frame of Reference UID
+            (a SEG must reference them), e.g. the anonymised example series in ``../shared/data``.
+        DicomSegGridError: a slice has no ``ImagePositionPatient``, ``ImageOrientationPatient`` or ``PixelSpacing``.
     """
     import pydicom
 
@@ -124,6 +140,9 @@ def read_series_headers(folder: str | os.PathLike) -> list:
         for tag, meta_tag in (("SOPClassUID", "MediaStorageSOPClassUID"), ("SOPInstanceUID", "MediaStorageSOPInstanceUID")):
             if not str(ds.get(tag, "") or "") and meta is not None and str(meta.get(meta_tag, "") or ""):
                 setattr(ds, tag, meta.get(meta_tag))
+        for tag in TYPE2_COPIED:  # highdicom copies these; absent (non-conformant) means unknown, i.e. empty
+            if tag not in ds:
+                setattr(ds, tag, "")
         missing = [t for t in REFERENCE_UIDS if not str(ds.get(t, "") or "").strip()]
         if missing:
             raise DicomSegReferenceError(
