@@ -21,6 +21,7 @@ never a silently shifted SEG. On the real CT series in ``../shared/data`` this r
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import warnings
@@ -307,7 +308,7 @@ def write_dicom_seg(
     algorithm = hd.AlgorithmIdentificationSequence(
         name=algorithm_name[:64], family=codes.cid7162.ArtificialIntelligence, version=algorithm_version[:64]
     )
-    seg = hd.seg.Segmentation(
+    options = dict(
         source_images=list(headers),
         pixel_array=stacked,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
@@ -325,6 +326,13 @@ def write_dicom_seg(
         # a SEG needs at least one frame: an empty prediction keeps all (empty) frames of every segment
         omit_empty_frames=bool(stacked.any()),
     )
+    quiet = logging.getLogger("highdicom")  # otherwise one INFO line per copied DICOM module, for every case
+    level = quiet.level
+    quiet.setLevel(max(level, logging.WARNING))
+    try:
+        seg = hd.seg.Segmentation(**options)
+    finally:
+        quiet.setLevel(level)
     path = os.fspath(path)
     tmp = f"{path}.tmp"
     try:

@@ -5,6 +5,7 @@ input, and the lower-limb bundle's real ``inference.json`` on the real CT series
 
 from __future__ import annotations
 
+import json
 import os
 import random
 
@@ -26,7 +27,8 @@ from custom_networks.support.dicom_seg import (
     read_series_headers,
     segment_names,
 )
-from tests.bundles.helpers import error_chain, run, write_nifti
+from tests.bundles.helpers import BundleUnderTest, error_chain, run, write_nifti
+from tests.bundles.test_head_neck_two_stage_unet import TINY as HEAD_NECK_TINY
 from tests.bundles.test_ct_bundles import ct_bundle
 from tests.conftest import SHARED_DATA
 
@@ -217,17 +219,47 @@ def real_series(tmp_path):
     return folder
 
 
+#: bundle -> (tiny overrides for the real series, segment labels expected from its channel_def)
+REAL_SERIES_BUNDLES = {
+    "lower_limb_afu_unet": (FAST, ["bone"]),  # one sigmoid channel: segment 1
+    "head_neck_two_stage_unet": (  # 9-class softmax: segments 1..8, left/right as modifiers
+        {**HEAD_NECK_TINY, "pixdim": [6.0, 6.0, 2.0]},
+        ["brainstem", "left eye", "right eye", "left optic nerve", "right optic nerve", "left parotid",
+         "right parotid", "mandible"],
+    ),
+}
+
+
+@pytest.fixture()
+def bundle_weights(request, tmp_path):
+    """(bundle, overrides, checkpoint dir) for ``request.param``: the calibrated AFU-Net, or a seeded random
+    two-stage net (its argmax over 9 random channels already gives every class)."""
+    name = request.param
+    overrides = REAL_SERIES_BUNDLES[name][0]
+    if name == "lower_limb_afu_unet":
+        return LOWER_LIMB, overrides, request.getfixturevalue("random_weights")
+    bundle = BundleUnderTest(name, {})
+    torch.manual_seed(0)
+    net = bundle.workflow(["inference.json"], "infer", **overrides).parser.get_parsed_content("network_def")
+    torch.save(net.state_dict(), tmp_path / "model.pt")
+    return bundle, overrides, tmp_path
+
+
 @needs_shared
-def test_bundle_inference_writes_a_seg_that_matches_the_nifti(random_weights, real_series, tmp_path):
+@pytest.mark.parametrize("bundle_weights", list(REAL_SERIES_BUNDLES), indirect=True)
+def test_bundle_inference_writes_a_seg_that_matches_the_nifti(bundle_weights, real_series, tmp_path):
+    bundle, overrides, ckpt = bundle_weights
+    labels = REAL_SERIES_BUNDLES[bundle.name][1]
+    meta = json.loads((bundle.configs / "metadata.json").read_text())
     out = tmp_path / "out"
     before = {p.name: p.read_bytes() for p in real_series.iterdir()}
-    run(LOWER_LIMB.workflow(["inference.json"], "infer", datalist=[str(real_series)], ckpt_dir=str(random_weights),
-                            output_dir=str(out), save_dicom_seg=True, **FAST))
+    run(bundle.workflow(["inference.json"], "infer", datalist=[str(real_series)], ckpt_dir=str(ckpt),
+                        output_dir=str(out), save_dicom_seg=True, **overrides))
     assert {p.name: p.read_bytes() for p in real_series.iterdir()} == before  # inputs untouched
     assert sorted(p.name for p in out.iterdir()) == ["ct_series_seg.dcm", "ct_series_seg.nii.gz"]
     nifti = nib.load(out / "ct_series_seg.nii.gz")
     label = np.asarray(nifti.dataobj)
-    assert label.shape == (512, 512, 20) and 0.05 < label.mean() < 0.95  # some foreground, not all
+    assert label.shape == (512, 512, 20) and 0.05 < (label > 0).mean() < 0.95  # some foreground, not all
     assert len({label[..., k].tobytes() for k in range(20)}) == 20  # every slice differs: a slice-order bug shows
 
     seg = hd.seg.segread(out / "ct_series_seg.dcm")
@@ -241,15 +273,21 @@ def test_bundle_inference_writes_a_seg_that_matches_the_nifti(random_weights, re
     assert sorted(i.ReferencedSOPInstanceUID for i in ref_series.ReferencedInstanceSequence) == sorted(uids)
     assert seg.SeriesInstanceUID != sources[0].SeriesInstanceUID
     # segments named from metadata.json, automatic, identified by the bundle's name and version
-    assert [s.SegmentLabel for s in seg.SegmentSequence] == ["bone"]
-    desc = seg.SegmentSequence[0]
-    assert desc.SegmentAlgorithmType == "AUTOMATIC" and seg.SegmentationType == "BINARY"
-    algorithm = desc.SegmentationAlgorithmIdentificationSequence[0]
-    assert algorithm.AlgorithmName == "Lower-limb bone CT segmentation (AFU-Net)" and algorithm.AlgorithmVersion == "0.1.0"
+    assert seg.SegmentationType == "BINARY"
+    assert [s.SegmentLabel for s in seg.SegmentSequence] == labels
+    for desc in seg.SegmentSequence:
+        assert desc.SegmentAlgorithmType == "AUTOMATIC"
+        algorithm = desc.SegmentationAlgorithmIdentificationSequence[0]
+        assert (algorithm.AlgorithmName, algorithm.AlgorithmVersion) == (meta["name"], meta["version"])
+        side = desc.SegmentLabel.split()[0]
+        if side in ("left", "right"):
+            modifier = desc.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence[0]
+            assert modifier.CodeMeaning.lower() == side
 
-    # voxel for voxel: each source slice's frame against the NIfTI sampled at that slice's pixel centres,
-    # computed here from the DICOM geometry alone (IPP + r * spacing * column direction + c * ...)
-    frames = seg.get_pixels_by_source_instance(uids, segment_numbers=[1], assert_missing_frames_are_empty=True)[..., 0]
+    # voxel for voxel, per segment: each source slice's frames against the NIfTI sampled at that slice's pixel
+    # centres, computed here from the DICOM geometry alone (IPP + r * row spacing * IOP[3:] + c * ... * IOP[:3])
+    numbers = list(range(1, len(labels) + 1))
+    frames = seg.get_pixels_by_source_instance(uids, segment_numbers=numbers, assert_missing_frames_are_empty=True)
     inv = np.linalg.inv(nifti.affine)
     max_diff, compared = 0, 0
     for d, frame in zip(sources, frames):
@@ -259,8 +297,10 @@ def test_bundle_inference_writes_a_seg_that_matches_the_nifti(random_weights, re
         ijk = (lps @ RAS_LPS.T) @ inv[:3, :3].T + inv[:3, 3]
         assert np.abs(ijk - np.rint(ijk)).max() < 1e-3
         i, j, k = np.rint(ijk).astype(int).transpose(2, 0, 1)
-        max_diff = max(max_diff, int(np.abs(frame.astype(int) - label[i, j, k]).max()))
-        compared += frame.size
+        truth = label[i, j, k]
+        for n in numbers:
+            max_diff = max(max_diff, int(np.abs(frame[..., n - 1].astype(int) - (truth == n)).max()))
+        compared += truth.size
     assert compared == label.size and max_diff == 0
     # the frames' positions are the source slices' positions
     by_uid = dict(zip(uids, sources))
@@ -268,6 +308,5 @@ def test_bundle_inference_writes_a_seg_that_matches_the_nifti(random_weights, re
         ref = item.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
         np.testing.assert_allclose(item.PlanePositionSequence[0].ImagePositionPatient,
                                    by_uid[ref].ImagePositionPatient, atol=1e-4)
-    print(f"SEG vs NIfTI: max per-voxel difference {max_diff} over {compared} voxels, {seg.NumberOfFrames} frames, "
-          f"foreground {label.mean():.3f}")
-
+    print(f"{bundle.name}: SEG vs NIfTI max per-voxel difference {max_diff} over {compared} voxels x "
+          f"{len(numbers)} segments, {seg.NumberOfFrames} frames, foreground {(label > 0).mean():.3f}")
