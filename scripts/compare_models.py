@@ -151,7 +151,8 @@ def run_variant(bundle: str, variant: str, data: str, out: Path, minutes: float,
               **BUNDLE_VARIANTS[bundle][variant]}
     train = ConfigWorkflow(config_file=_configs(bundle, "train.json"), workflow_type="train",
                            meta_file=_configs(bundle, "metadata.json")[0], logging_file=False,
-                           output_dir=str(vdir / "train"), max_epochs=100000, val_interval=val_interval, **common)
+                           output_dir=str(vdir / "train"), max_epochs=100000, val_interval=val_interval,
+                           resume=False, **common)  # a time budget per variant: an unfinished one starts again
     train.initialize()
     trainer = train.parser.get_parsed_content("train#trainer")
     step_times: list[float] = []

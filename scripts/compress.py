@@ -103,6 +103,7 @@ class _Bundle:
             "bundle_root": str(folder),
             "ckpt_dir": str(out / "finetune"),
             "output_dir": str(out / "finetune" / "logs"),
+            "resume": False,  # each round is a new network shape: never resume a previous round's state
             **overrides,
         }
         self.shared: dict = {}

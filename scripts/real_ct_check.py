@@ -125,7 +125,7 @@ def finetune(bundle: str, datalist: Path, init_ckpt: Path, ckpt_dir: Path, epoch
     wf = ConfigWorkflow(config_file=_configs(bundle, "train.json"), workflow_type="train",
                         meta_file=_configs(bundle, "metadata.json")[0], logging_file=False,
                         datalist=str(datalist), ckpt_dir=str(ckpt_dir), output_dir=str(ckpt_dir / "train"),
-                        max_epochs=epochs, val_interval=max(1, epochs // 5), **overrides)
+                        max_epochs=epochs, val_interval=max(1, epochs // 5), resume=False, **overrides)
     wf.initialize()
     network = wf.parser.get_parsed_content("network")
     network.load_state_dict(torch.load(init_ckpt, map_location="cpu", weights_only=True))
