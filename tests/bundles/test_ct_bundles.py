@@ -53,6 +53,18 @@ def test_train_writes_loadable_weights(case):
     net.load_state_dict(state)
 
 
+def test_rerun_with_more_epochs_resumes_from_the_last_epoch(case, tmp_path):
+    """The same train.json command with a larger --max_epochs continues at epoch 3 (issue 10)."""
+    ckpt = tmp_path / "models"
+    shutil.copytree(case.ckpt, ckpt)
+    run(case.bundle.workflow(["train.json"], "train", dataset_dir=str(case.data), ckpt_dir=str(ckpt),
+                             output_dir=str(ckpt / "tb"), max_epochs=3))
+    state = torch.load(ckpt / "checkpoint.pt", weights_only=True)
+    assert state["trainer"]["iteration"] == 3 * state["trainer"]["epoch_length"]
+    assert {"network", "optimizer", "lr_scheduler", "rng", "best_metric", "best_model_saver"} <= set(state)
+    torch.load(ckpt / "model.pt", weights_only=True)
+
+
 def test_evaluate_writes_metrics_and_overlays(case, tmp_path):
     run(case.bundle.workflow(["train.json", "evaluate.json"], "eval", dataset_dir=str(case.data),
                              ckpt_dir=str(case.ckpt), output_dir=str(tmp_path)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from types import SimpleNamespace
 
 import pytest
@@ -67,6 +68,24 @@ def test_train_json_trains_both_stages_into_one_loadable_checkpoint(case):
     assert set(state) == set(net.state_dict())
     assert {k.split(".")[1] for k in state if k.startswith("stage2.")} == set(ORGANS)
     net.load_state_dict(state)
+
+
+def test_rerun_resumes_each_stage_and_retrains_nothing_finished(case, tmp_path):
+    """Stage 1 and every organ net keep their own resume checkpoint; rerunning a finished train.json only
+    finds them done (issue 10), and a larger stage-2 budget trains the organ nets on from their last epoch."""
+    ckpt = tmp_path / "models"
+    shutil.copytree(case.ckpt, ckpt)
+    assert {p.name for p in ckpt.glob("checkpoint*.pt")} == {"checkpoint.pt", *(f"checkpoint_{o}.pt" for o in ORGANS)}
+    before = (ckpt / "model.pt").read_bytes()
+    overrides = dict(dataset_dir=str(case.data), ckpt_dir=str(ckpt), output_dir=str(ckpt / "tb"), max_epochs=2)
+    run(case.bundle.workflow(["train.json"], "train", **overrides, **{"stage2#max_epochs": 1}))
+    assert (ckpt / "model.pt").read_bytes() == before
+    run(case.bundle.workflow(["train.json"], "train", **overrides, **{"stage2#max_epochs": 2}))
+    for organ in ORGANS:
+        counters = torch.load(ckpt / f"checkpoint_{organ}.pt", weights_only=True)["trainer"]
+        assert counters["iteration"] == 2 * counters["epoch_length"], organ
+    counters = torch.load(ckpt / "checkpoint.pt", weights_only=True)["trainer"]
+    assert counters["iteration"] == 2 * counters["epoch_length"]  # stage 1 untouched
 
 
 def test_stage2_run_trains_only_its_organ_net(case, tmp_path):
