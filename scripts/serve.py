@@ -123,11 +123,11 @@ def serve(studies: str | None = None, bundles=None, port: int = 8000, host: str 
     except (ServeError, serving_env.EnvironmentMissing, serving_app.AppError, package.UnknownBundleError,
             FileNotFoundError) as e:
         sys.exit(f"error: {e}")
-    url = f"http://{host}:{port}"
-    print(f"MONAI Label app: {cmd[cmd.index('--app') + 1]} (server log: <app>/logs/app.log)\n"
+    url, app = f"http://{host}:{port}", cmd[cmd.index("--app") + 1]
+    print(f"MONAI Label app folder: {app} (server log: {app}/logs/app.log)\n"
           f"bundles: {cmd[cmd.index('models') + 1]}\n"
-          f"serving at {url}/  (models and labels: {url}/info/, API: {url}/docs/); in 3D Slicer's MONAI Label "
-          f"module set the server to {url}\n" + " ".join(cmd), flush=True)
+          f"server: {url}/  ({url}/info/ lists the models and labels, {url}/docs/ is the API)\n"
+          f"3D Slicer: MONAI Label module, server {url}, then refresh\n+ " + " ".join(cmd), flush=True)
     if dry_run:
         return
     os.execve(cmd[0], cmd, server_env())
