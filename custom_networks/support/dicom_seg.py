@@ -3,8 +3,8 @@
 Implements a DICOM Segmentation Image (PS3.3 A.51, Segmentation IOD; C.8.20 Segmentation Image Module,
 BINARY type) written with highdicom (Herrmann et al., J Digit Imaging 2022), one segment per foreground
 class, each frame referencing its source slice (Derivation Image and Referenced Series sequences, per-frame
-Plane Position = the source slice's ``ImagePositionPatient``), so PACS viewers, OHIF and 3D Slicer show
-the prediction on the original series.
+Plane Position = the source slice's ``ImagePositionPatient``), so viewers with DICOM SEG support (OHIF,
+3D Slicer) overlay the prediction on the original series. highdicom is imported only when a SEG is written.
 
 How the label map is mapped to the source frames: ``inference.json``'s label map is, after ``Invertd``,
 on the grid of the ITK-read input (MONAI ``ITKReader``: array ``(X, Y, Z)``, RAS affine). Nothing here
@@ -359,8 +359,10 @@ class SaveDicomSegd(MapTransform):
 
     Input that is not a DICOM series folder (NIfTI, NRRD, ...): a ``UserWarning`` naming the file, and no SEG;
     the NIfTI label map is already written. A warning rather than an error because one datalist may mix
-    folders and files and the run should not stop half-way for an optional extra output. A folder whose
-    series does not match the label map's grid is an error (:class:`DicomSegGridError`).
+    folders and files and the run should not stop half-way for an optional extra output. A series folder that
+    cannot carry a correct SEG is an error, since the user asked for one and a wrong one would mislead: slices
+    without the UIDs a SEG must reference (:class:`DicomSegReferenceError`, e.g. blanked by an anonymiser) or a
+    label map off the series' grid (:class:`DicomSegGridError`). Segment numbers: see :func:`segment_names`.
 
     Args:
         keys: label-map keys (``"pred"``).
@@ -404,6 +406,14 @@ class SaveDicomSegd(MapTransform):
             self.names = {int(k): str(v) for k, v in class_names.items()}
         if self.enabled and not self.names:
             raise ValueError("SaveDicomSegd needs metadata_file (with channel_def) or class_names to name the segments.")
+        if self.enabled:
+            try:
+                import highdicom  # noqa: F401
+            except ImportError as e:  # before anything is written, not after the first case
+                raise ImportError(
+                    "save_dicom_seg needs highdicom: pip install highdicom (it is in the repo's dependencies and the "
+                    "bundle's metadata.json), or run without --save_dicom_seg."
+                ) from e
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
