@@ -128,6 +128,21 @@ def test_seg_frames_follow_their_source_instances(tmp_path):
                                    by_uid[ref].ImagePositionPatient, atol=1e-4)
 
 
+def test_empty_prediction_still_writes_a_seg_listing_every_segment(tmp_path):
+    paths = write_series(tmp_path / "series", ORIENTATIONS["sagittal"], n=3)
+    image = LoadImage(reader="ITKReader", image_only=True)(str(tmp_path / "series"))
+    label = image.clone()[None]
+    label.array = np.zeros((1, *image.shape), np.uint8)
+    SaveDicomSegd("pred", tmp_path / "out", class_names={1: "femoral_cartilage", 2: "tibial_cartilage"},
+                  print_log=False)({"pred": label})
+    raw = pydicom.dcmread(tmp_path / "out" / "series_seg.dcm")
+    assert raw.SOPClassUID == pydicom.uid.SegmentationStorage and raw.preamble is not None
+    seg = hd.seg.segread(tmp_path / "out" / "series_seg.dcm")
+    assert [s.SegmentLabel for s in seg.SegmentSequence] == ["femoral_cartilage", "tibial_cartilage"]
+    assert seg.NumberOfFrames == 2 * len(paths) and not seg.pixel_array.any()
+    assert not list((tmp_path / "out").glob("*.tmp"))
+
+
 def test_label_map_off_the_series_grid_is_an_error(tmp_path):
     write_series(tmp_path / "series", ORIENTATIONS["axial"])
     image = LoadImage(reader="ITKReader", image_only=True)(str(tmp_path / "series"))
@@ -275,6 +290,8 @@ def test_bundle_inference_writes_a_seg_that_matches_the_nifti(bundle_weights, re
     # segments named from metadata.json, automatic, identified by the bundle's name and version
     assert seg.SegmentationType == "BINARY"
     assert [s.SegmentLabel for s in seg.SegmentSequence] == labels
+    channel_def = meta["network_data_format"]["outputs"]["pred"]["channel_def"]
+    assert labels == [v for k, v in channel_def.items() if len(channel_def) == 1 or k != "0"]
     for desc in seg.SegmentSequence:
         assert desc.SegmentAlgorithmType == "AUTOMATIC"
         algorithm = desc.SegmentationAlgorithmIdentificationSequence[0]
