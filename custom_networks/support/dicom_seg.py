@@ -138,7 +138,8 @@ def read_series_headers(folder: str | os.PathLike) -> list:
         # anonymisers sometimes blank the dataset's SOP Class/Instance UIDs but keep the file meta copies, which
         # PS3.10 7.1 defines as the same values (Media Storage SOP Class/Instance UID): take them from there
         meta = getattr(ds, "file_meta", None)
-        for tag, meta_tag in (("SOPClassUID", "MediaStorageSOPClassUID"), ("SOPInstanceUID", "MediaStorageSOPInstanceUID")):
+        for tag in ("SOPClassUID", "SOPInstanceUID"):
+            meta_tag = f"MediaStorage{tag}"
             if not str(ds.get(tag, "") or "") and meta is not None and str(meta.get(meta_tag, "") or ""):
                 setattr(ds, tag, meta.get(meta_tag))
         for tag in TYPE2_COPIED:  # highdicom copies these; absent (non-conformant) means unknown, i.e. empty
@@ -147,7 +148,8 @@ def read_series_headers(folder: str | os.PathLike) -> list:
         missing = [t for t in REFERENCE_UIDS if not str(ds.get(t, "") or "").strip()]
         if missing:
             raise DicomSegReferenceError(
-                f"{folder}: {os.path.basename(ds.filename)} has no {', '.join(missing)} (empty or absent), so a DICOM SEG "
+                f"{folder}: {os.path.basename(ds.filename)} has no {', '.join(missing)} (empty or absent), so a "
+                "DICOM SEG "
                 "cannot reference the series (viewers match a SEG to its images by these UIDs; an anonymiser may "
                 "have blanked them). Re-export the series with its UIDs kept (or fill them in with pydicom/dcmodify "
                 "in a copy), or run without --save_dicom_seg: the NIfTI label map does not need them."
@@ -186,7 +188,10 @@ def label_frames(label: np.ndarray, affine: np.ndarray, headers: Sequence, sourc
         raise ValueError(f"label_frames needs a 3D label map (X, Y, Z), got shape {label.shape}.")
     inv = np.linalg.inv(np.asarray(affine, float))
     to_voxel = inv[:3, :3] @ RAS_LPS  # LPS direction -> voxel step
-    fix = "write the label map on the input's grid (SaveImaged with resample=false after Invertd) and pass the same series"
+    fix = (
+        "write the label map on the input's grid (SaveImaged with resample=false after Invertd) "
+        "and pass the same series"
+    )
 
     def voxel(point_lps):
         return to_voxel @ np.asarray(point_lps, float) + inv[:3, 3]
@@ -249,7 +254,8 @@ def _segment_description(number: int, name: str, algorithm):
     import highdicom as hd
     from highdicom.sr.coding import CodedConcept
 
-    category, kind, laterality = PROPERTY_CODES.get(_normalise(name), ("AnatomicalStructure", "AnatomicalStructure", None))
+    fallback = ("AnatomicalStructure", "AnatomicalStructure", None)
+    category, kind, laterality = PROPERTY_CODES.get(_normalise(name), fallback)
     desc = hd.seg.SegmentDescription(
         segment_number=number,
         segment_label=name[:64],
@@ -405,7 +411,9 @@ class SaveDicomSegd(MapTransform):
         if class_names is not None:
             self.names = {int(k): str(v) for k, v in class_names.items()}
         if self.enabled and not self.names:
-            raise ValueError("SaveDicomSegd needs metadata_file (with channel_def) or class_names to name the segments.")
+            raise ValueError(
+                "SaveDicomSegd needs metadata_file (with channel_def) or class_names to name the segments."
+            )
         if self.enabled:
             try:
                 import highdicom  # noqa: F401

@@ -60,7 +60,8 @@ def write_series(folder, iop, rows=6, cols=9, n=5, spacing=(0.7, 1.1), step=2.5,
         ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
         ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
-        ds.Modality, ds.PatientID, ds.PatientName, ds.StudyDate, ds.StudyTime = "CT", "P1", "Test^Series", "20260101", "120000"
+        ds.Modality, ds.PatientID, ds.PatientName = "CT", "P1", "Test^Series"
+        ds.StudyDate, ds.StudyTime = "20260101", "120000"
         ds.SeriesNumber, ds.InstanceNumber = 3, n - s  # instance 1 is the last slice along the normal
         ds.ImageOrientationPatient = [float(v) for v in iop]
         ds.ImagePositionPatient = [float(v) for v in np.asarray(origin) + s * step * normal]
