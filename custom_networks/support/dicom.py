@@ -41,8 +41,11 @@ def _read_header(path: str):
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    pixel_data_offset = size = None  # known for files with a preamble (pydicom stops at Pixel Data)
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        with open(path, "rb") as fp:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True)
+            pixel_data_offset, size = fp.tell(), os.fstat(fp.fileno()).st_size
     except InvalidDicomError:
         # files written without the 128-byte preamble; accept them only when they look like image slices
         try:
@@ -57,7 +60,44 @@ def _read_header(path: str):
         return None
     if "Rows" not in ds or "Columns" not in ds:  # DICOMDIR, structured reports, presentation states ...
         return None
+    if pixel_data_offset is not None:
+        _check_pixel_data(path, ds, pixel_data_offset, size)
     return ds
+
+
+_IMPLICIT_VR = "1.2.840.10008.1.2"
+_ITEM, _SEQUENCE_END = b"\xfe\xff\x00\xe0", b"\xfe\xff\xdd\xe0"  # (FFFE,E000), (FFFE,E0DD) little endian
+
+
+def _check_pixel_data(path: str, ds, offset: int, size: int) -> None:
+    """Refuse a slice whose file ends before its pixel data does: ITK (GDCM) would read the missing part as
+    zeros, or decode a cut JPEG 2000 stream partly, without a word. ``offset`` is where pydicom stopped, at the
+    Pixel Data element; its declared length (native) or its fragment items (encapsulated) must fit the file."""
+    syntax = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", _IMPLICIT_VR))
+    if syntax == "1.2.840.10008.1.2.2":
+        return  # explicit VR big endian (retired): lengths read differently, not checked
+    with open(path, "rb") as fp:
+        fp.seek(offset)
+        want = 8 if syntax == _IMPLICIT_VR else 12  # tag, (VR, reserved,) 4-byte length
+        header = fp.read(want)
+        length = int.from_bytes(header[-4:], "little") if len(header) == want else None
+        end = None
+        if length is not None and length != 0xFFFFFFFF:
+            end = fp.tell() + length
+        elif length is not None:  # encapsulated: items (offset table, then fragments) up to the sequence delimiter
+            while True:
+                item = fp.read(8)
+                if len(item) < 8 or item[:4] not in (_ITEM, _SEQUENCE_END):
+                    break
+                if item[:4] == _SEQUENCE_END:
+                    end = fp.tell()
+                    break
+                fp.seek(fp.tell() + int.from_bytes(item[4:], "little"))
+    if end is None or end > size:
+        raise DicomSeriesError(
+            f"{path} is truncated: the file ends inside its pixel data ({size} bytes on disk). "
+            "Copy or re-export the series from the scanner or PACS."
+        )
 
 
 def _uid_label(uid: str) -> str:
