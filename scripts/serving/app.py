@@ -16,6 +16,9 @@ Two changes are made to the copies, never to ``bundles/``:
   values it reports to clients, so ``{"0": "bone"}`` would announce bone as label 0 (background in the label
   map). The copy says ``{"0": "background", "1": "bone"}``, what the thresholded label map holds.
 
+- the head-and-neck bundle's stage-2 epochs follow MONAI Label's ``max_epochs`` (see
+  :data:`MONAILABEL_OVERRIDES`).
+
 ``overrides`` (per bundle, ``{"key#path": value}``) are written into every config file of the copy that has
 that key, e.g. tiny ``network_def#features`` for a test; a key found in no config file is an error.
 """
@@ -34,6 +37,10 @@ SAMPLE_APP = "monaibundle"
 #: extensions MONAI Label's local datastore lists (its default MONAI_LABEL_DATASTORE_FILE_EXT, images only)
 IMAGE_PATTERNS = ("*.nii.gz", "*.nii", "*.nrrd", "*.jpg", "*.png", "*.tif", "*.svs")
 
+#: config changes MONAI Label needs, written into the app's copies. MONAI Label sets the number of epochs as
+#: ``train#trainer#max_epochs``; the head-and-neck train.json then trains its eight stage-2 nets for
+#: ``stage2#max_epochs`` (400) each whatever the request said, so the copy ties the two together.
+MONAILABEL_OVERRIDES = {"head_neck_two_stage_unet": {"stage2#max_epochs": "@train#trainer#max_epochs"}}
 #: copied to ``<app>/lib/medseg.py``; ``main.py`` imports its ``BundleInferTask`` (see that file)
 APP_LIB = Path(__file__).resolve().parent / "app_lib.py"
 ORIGINAL_IMPORT = "from monailabel.tasks.infer.bundle import BundleInferTask\n"
@@ -154,7 +161,7 @@ def copy_bundle(bundle: str, app_dir: Path, weights: Path, overrides: dict | Non
         shutil.copyfile(src, dst / rel)
     (dst / "models").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(weights, dst / "models" / "model.pt")
-    apply_overrides(dst, overrides or {})
+    apply_overrides(dst, {**MONAILABEL_OVERRIDES.get(bundle, {}), **(overrides or {})})
     label_channel_def(dst)
     return dst
 
