@@ -16,8 +16,8 @@ Two changes are made to the copies, never to ``bundles/``:
   values it reports to clients, so ``{"0": "bone"}`` would announce bone as label 0 (background in the label
   map). The copy says ``{"0": "background", "1": "bone"}``, what the thresholded label map holds.
 
-- the head-and-neck bundle's stage-2 epochs follow MONAI Label's ``max_epochs`` (see
-  :data:`MONAILABEL_OVERRIDES`).
+- ``/train/`` never resumes an earlier request's checkpoint, and the head-and-neck bundle's stage-2 epochs
+  follow MONAI Label's ``max_epochs`` (see :data:`MONAILABEL_OVERRIDES`).
 
 ``overrides`` (per bundle, ``{"key#path": value}``) are written into every config file of the copy that has
 that key, e.g. tiny ``network_def#features`` for a test; a key found in no config file is an error.
@@ -37,10 +37,15 @@ SAMPLE_APP = "monaibundle"
 #: extensions MONAI Label's local datastore lists (its default MONAI_LABEL_DATASTORE_FILE_EXT, images only)
 IMAGE_PATTERNS = ("*.nii.gz", "*.nii", "*.nrrd", "*.jpg", "*.png", "*.tif", "*.svs")
 
-#: config changes MONAI Label needs, written into the app's copies. MONAI Label sets the number of epochs as
-#: ``train#trainer#max_epochs``; the head-and-neck train.json then trains its eight stage-2 nets for
-#: ``stage2#max_epochs`` (400) each whatever the request said, so the copy ties the two together.
-MONAILABEL_OVERRIDES = {"head_neck_two_stage_unet": {"stage2#max_epochs": "@train#trainer#max_epochs"}}
+#: config changes MONAI Label needs, written into the app's copies where the key exists:
+#: - ``resume``: each ``/train/`` request is a fresh fine-tuning of ``models/model.pt`` (MONAI Label loads it
+#:   itself); resuming the previous request's ``checkpoint.pt`` would restore its weights and epoch count, and a
+#:   second 1-epoch request would find its run already finished and train nothing;
+#: - MONAI Label sets the number of epochs as ``train#trainer#max_epochs``; the head-and-neck train.json then
+#:   trains its eight stage-2 nets for ``stage2#max_epochs`` (400) each whatever the request said, so the copy
+#:   ties the two together.
+MONAILABEL_OVERRIDES = {"resume": False}
+MONAILABEL_BUNDLE_OVERRIDES = {"head_neck_two_stage_unet": {"stage2#max_epochs": "@train#trainer#max_epochs"}}
 #: copied to ``<app>/lib/medseg.py``; ``main.py`` imports its ``BundleInferTask`` (see that file)
 APP_LIB = Path(__file__).resolve().parent / "app_lib.py"
 ORIGINAL_IMPORT = "from monailabel.tasks.infer.bundle import BundleInferTask\n"
@@ -112,15 +117,18 @@ def _set_key(config: dict, key: str, value) -> bool:
     return False
 
 
-def apply_overrides(bundle_dir: Path, overrides: dict) -> None:
-    """Write ``{"key#path": value}`` into every ``configs/*.json`` (but metadata) of ``bundle_dir`` that has the key."""
+def apply_overrides(bundle_dir: Path, overrides: dict, required: bool = True) -> None:
+    """Write ``{"key#path": value}`` into every ``configs/*.json`` (but metadata) of ``bundle_dir`` that has the key.
+
+    A key that no file has is an error when ``required``, else skipped.
+    """
     if not overrides:
         return
     files = sorted(p for p in (bundle_dir / "configs").glob("*.json") if p.name != "metadata.json")
     configs = {p: json.loads(p.read_text()) for p in files}
     for key, value in overrides.items():
         hits = [p for p, c in configs.items() if _set_key(c, key, value)]
-        if not hits:
+        if not hits and required:
             raise AppError(f"override {key!r} for {bundle_dir.name}: no such key in any of "
                            f"{', '.join(p.name for p in files)}; check the spelling against the bundle's configs.")
     for p, c in configs.items():
@@ -161,7 +169,8 @@ def copy_bundle(bundle: str, app_dir: Path, weights: Path, overrides: dict | Non
         shutil.copyfile(src, dst / rel)
     (dst / "models").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(weights, dst / "models" / "model.pt")
-    apply_overrides(dst, {**MONAILABEL_OVERRIDES.get(bundle, {}), **(overrides or {})})
+    apply_overrides(dst, {**MONAILABEL_OVERRIDES, **MONAILABEL_BUNDLE_OVERRIDES.get(bundle, {})}, required=False)
+    apply_overrides(dst, overrides or {})
     label_channel_def(dst)
     return dst
 

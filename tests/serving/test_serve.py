@@ -52,6 +52,7 @@ def test_app_holds_each_bundle_like_its_zip_with_the_overrides(tmp_path, fake_ve
     for name in ("inference.json", "train.json"):
         assert json.loads((knee / "configs" / name).read_text())["network_def"]["features"] == [4, 8, 16, 32, 64]
     assert json.loads((knee / "configs" / "train.json").read_text())["val_interval"] == 1
+    assert json.loads((knee / "configs" / "train.json").read_text()).get("resume", False) is False
     assert "val_interval" not in json.loads((knee / "configs" / "inference.json").read_text())
     # a one-channel bundle announces its class as label 1, what its thresholded label map holds
     meta = json.loads((app / "model" / "lower_limb_afu_unet" / "configs" / "metadata.json").read_text())
