@@ -118,11 +118,36 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+class MetadataError(ValueError):
+    """A ``metadata.json`` that fails the MONAI bundle schema; the message names the file and the field."""
+
+
+def check_metadata(path: Path) -> dict:
+    """``path`` parsed and validated against the vendored MONAI metadata schema (``bundles/meta_schema.json``)."""
+    import jsonschema
+
+    try:
+        meta = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as err:
+        raise MetadataError(f"{path} is not valid JSON ({err}); fix the file.") from err
+    schema = json.loads((REPO / "bundles" / "meta_schema.json").read_text())
+    try:
+        jsonschema.validate(meta, schema)
+    except jsonschema.ValidationError as err:
+        where = "/".join(str(p) for p in err.absolute_path) or "top level"
+        raise MetadataError(
+            f"{path} fails the MONAI bundle metadata schema at {where}: {err.message}. Fix the file; check it with "
+            f"python -m monai.bundle verify_metadata --meta_file {path} --filepath bundles/meta_schema.json"
+        ) from err
+    return meta
+
+
 def package(bundle: str, out: str | Path = "dist", source: str | Path = REPO) -> tuple[Path, str]:
-    """Write ``<out>/<bundle>_v<version>.zip`` and its ``.sha256`` file; returns (zip path, sha256 hex)."""
+    """Write ``<out>/<bundle>_v<version>.zip`` and its ``.sha256`` file; returns (zip path, sha256 hex).
+    Refuses a bundle whose ``metadata.json`` fails the schema (:class:`MetadataError`) before writing anything."""
     check_bundle(bundle)
     files = bundle_files(bundle, Path(source))
-    version = json.loads(files["configs/metadata.json"].read_text())["version"]
+    version = check_metadata(files["configs/metadata.json"])["version"]
     data = zip_bytes(bundle, files)
     digest = hashlib.sha256(data).hexdigest()
     out = Path(out)
@@ -153,7 +178,7 @@ def main(*bundles: str, out: str = "dist", all: bool = False, source: str = str(
             path, digest = package(name, out, source)
             has_weights = (Path(source) / "bundles" / name / "models" / "model.pt").is_file()
             print(f"{digest}  {path.stat().st_size:>9d}  {path}{'' if has_weights else '  (no models/model.pt)'}")
-    except (UnknownBundleError, FileNotFoundError) as e:
+    except (UnknownBundleError, FileNotFoundError, MetadataError) as e:
         sys.exit(f"error: {e}")
 
 

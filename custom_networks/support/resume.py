@@ -160,16 +160,15 @@ class ResumableTraining:
             self.objects["best_metric"] = _BestMetric(evaluator)
         if best_model_saver is not None:
             self.objects["best_model_saver"] = best_model_saver
+        # read now, while the configs are parsed: a bad file stops the run before any log or output is written
+        self.state = self._read() if self.enabled and self.path.is_file() else None
 
     def attach(self, engine: Engine) -> None:
         self.objects["trainer"] = engine
         engine.add_event_handler(Events.STARTED, self.load)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self.save)
 
-    def load(self, engine: Engine) -> None:
-        if not (self.enabled and self.path.is_file()):
-            return
-        max_epochs = engine.state.max_epochs
+    def _read(self) -> dict:
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception as err:
@@ -177,10 +176,17 @@ class ResumableTraining:
                 f"cannot read the resume checkpoint {self.path} ({type(err).__name__}: {err}). It was not written "
                 "by this bundle's training; move it away, or pass --resume false to start a new run."
             ) from err
-        missing = sorted(set(self.objects) - set(state))
+        missing = sorted((set(self.objects) | {"trainer"}) - set(state)) if isinstance(state, dict) else ["all"]
         if missing:
             raise RuntimeError(f"the resume checkpoint {self.path} lacks {missing}: it is not a training state of "
                                "this bundle. Move it away, or pass --resume false to start a new run.")
+        return state
+
+    def load(self, engine: Engine) -> None:
+        if self.state is None:
+            return
+        state, max_epochs = self.state, engine.state.max_epochs
+        self.state = None  # applied once; a later run() of the same trainer goes on from where it is
         counters = state["trainer"]  # ignite keeps "iteration" (or "epoch") with "epoch_length"
         epoch = int(counters.get("epoch", counters.get("iteration", 0) // max(1, counters.get("epoch_length", 1))))
         if epoch > max_epochs:

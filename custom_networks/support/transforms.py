@@ -9,6 +9,11 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
+from custom_networks.support.paths import as_bool
+
+#: a CT in Hounsfield units has air (about -1000 HU) around or inside the body
+AIR_BELOW_HU = -200
+
 
 def _source(img) -> str:
     meta = getattr(img, "meta", None) or {}
@@ -20,14 +25,20 @@ class ValidateVolumed(MapTransform):
 
     Put it right after ``LoadImaged(image_only=True)`` (no channel dimension yet). Checks:
     every key has ``spatial_dims`` dimensions (a single 2D slice, or a 4D series, given to a volume
-    pipeline is refused); image voxels are finite; each other key has the image's shape; label values
-    lie in ``range(num_classes)`` when ``num_classes`` is given (apply ``MapLabelValued`` first for
-    datasets with other label ids).
+    pipeline is refused); image voxels are finite; each other key has the image's shape and voxel grid
+    (affine within ``affine_tolerance`` mm); label values lie in ``range(num_classes)`` when ``num_classes``
+    is given (apply ``MapLabelValued`` first for datasets with other label ids); with ``require_foreground``
+    a label has at least one foreground voxel (the bundles' training crops are drawn around foreground);
+    with ``hounsfield`` the image looks like CT in Hounsfield units (some voxel below -200 HU: air; an MR,
+    or a CT exported without its rescale tags, has none).
 
     Args:
         keys: keys to check; the first is the image.
         spatial_dims: expected number of dimensions of every loaded array (3 for a volume).
         num_classes: number of label classes, checked on every key but the first.
+        require_foreground: refuse labels without foreground. Default False.
+        hounsfield: refuse images without air-like values. Default False (CT bundles: ``@check_hu``).
+        affine_tolerance: largest difference of image and label affines, in mm. Default 1e-3.
         allow_missing_keys: skip keys that are absent (inference has no label).
     """
 
@@ -36,11 +47,17 @@ class ValidateVolumed(MapTransform):
         keys: KeysCollection,
         spatial_dims: int = 3,
         num_classes: int | None = None,
+        require_foreground: bool | str = False,
+        hounsfield: bool | str = False,
+        affine_tolerance: float = 1e-3,
         allow_missing_keys: bool = True,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.spatial_dims = spatial_dims
         self.num_classes = num_classes
+        self.require_foreground = as_bool(require_foreground, "require_foreground")
+        self.hounsfield = as_bool(hounsfield, "check_hu")
+        self.affine_tolerance = affine_tolerance
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
@@ -55,14 +72,38 @@ class ValidateVolumed(MapTransform):
                 f"{_source(image)} contains NaN or infinite voxels. Fix or re-export the scan "
                 "(for example replace them with the background value) before segmenting it."
             )
+        if self.hounsfield:
+            low = float(torch.as_tensor(image).min())
+            if low > AIR_BELOW_HU:
+                raise ValueError(
+                    f"{_source(image)} does not look like a CT in Hounsfield units: no voxel is below "
+                    f"{AIR_BELOW_HU} HU (lowest {low:g}, highest {float(torch.as_tensor(image).max()):g}), so there "
+                    "is no air. Is it an MR, or a CT exported without RescaleSlope/RescaleIntercept? This bundle "
+                    "needs CT in HU; if the scan is right (a field of view inside the body), pass --check_hu false."
+                )
         for key in other_keys:
             other = d[key]
             self._check_dims(other, key)
+            grid = "a {key} must be drawn on the image's own voxel grid. Resample it onto the image (nearest " \
+                   "neighbour) or fix the datalist pairing."
             if tuple(other.shape) != tuple(image.shape):
                 raise ValueError(
                     f"The {key} {_source(other)} has shape {tuple(other.shape)} but the image {_source(image)} "
-                    f"has shape {tuple(image.shape)}: a {key} must be drawn on the image's own voxel grid. "
-                    "Resample it onto the image (nearest neighbour) or fix the datalist pairing."
+                    f"has shape {tuple(image.shape)}: {grid.format(key=key)}"
+                )
+            affines = [getattr(x, "affine", None) for x in (image, other)]
+            if all(a is not None for a in affines):
+                gap = float((torch.as_tensor(affines[0]).double() - torch.as_tensor(affines[1]).double()).abs().max())
+                if gap > self.affine_tolerance:
+                    raise ValueError(
+                        f"The {key} {_source(other)} has the image's shape but another position, spacing or "
+                        f"orientation than {_source(image)} (affines differ by up to {gap:g} mm): "
+                        f"{grid.format(key=key)}"
+                    )
+            if self.require_foreground and not bool((torch.as_tensor(other) > 0).any()):
+                raise ValueError(
+                    f"The {key} {_source(other)} has no foreground voxels: the training crops are drawn around "
+                    "foreground and its Dice is undefined. Remove the case from the datalist or fix the file."
                 )
             if self.num_classes is not None:
                 values = np.unique(np.asarray(other))
