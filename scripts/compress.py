@@ -35,6 +35,8 @@ import torch
 import torch.nn as nn
 from monai.bundle import ConfigParser
 
+from custom_networks.support.checkpoints import mismatch_error, read_checkpoint
+
 from custom_networks.compression import channel_pruning, quantization, threshold_pruning
 from custom_networks.compression.checkpoint import FORMAT_KEY, compressed_state_dict, conv_weight_count, save_checkpoint
 
@@ -78,20 +80,14 @@ def require_trained(ckpt: Path, bundle: Path) -> None:
 def load_source_weights(network: nn.Module, ckpt: Path, bundle: Path) -> None:
     """Load the trained checkpoint into ``network``, with an error that says what to do when it can't."""
     require_trained(ckpt, bundle)
-    try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{ckpt} is not a tensors-only checkpoint (torch.load weights_only=True failed: {exc}).") from exc
+    state = read_checkpoint(ckpt)
     state = state.get("model", state) if isinstance(state, dict) else state
     if any(k.endswith(FORMAT_KEY) for k in state):
         raise ValueError(f"{ckpt} is already compressed; compress the original trained checkpoint instead.")
     try:
         network.load_state_dict(state)
     except RuntimeError as exc:
-        raise ValueError(
-            f"{ckpt} does not fit {bundle.name}'s network as configured (is it another bundle's checkpoint, "
-            f"or trained with other --features / overrides? pass the same overrides as for training): {exc}"
-        ) from exc
+        raise mismatch_error(ckpt, exc) from exc
 
 
 class _Bundle:

@@ -361,6 +361,7 @@ CATALOGUE = {
     "truncated NRRD": Case(truncated_nrrd_file, ("truncated",)),
     "corrupt NRRD header": Case(corrupt_nrrd_header, ("not a readable",)),
     "truncated DICOM slice": Case(truncated_dicom_slice, ("re-export",), needs_shared=True),
+    "truncated native DICOM slice": Case(truncated_native_dicom_slice, ("truncated",)),
     "DICOM folder with two series": Case(dicom_two_series, ("series",), needs_shared=True),
     "DICOM series with a missing slice": Case(dicom_missing_slice, ("missing",), needs_shared=True),
     "MR (non-HU) volume given to a CT bundle": Case(mr_given_to_ct_bundle, ("Hounsfield", "check_hu")),
@@ -385,10 +386,9 @@ CATALOGUE = {
     "checkpoint with pickled code": Case(checkpoint_with_pickled_code, ("weights_only",)),
     "truncated checkpoint": Case(truncated_checkpoint, ("truncated",)),
     "flag that is not true/false": Case(bad_flag_value, ("true or false",)),
-    "compress: checkpoint with pickled code": Case(compress_pickled_checkpoint, ("tensors",)),
+    "compress: checkpoint with pickled code": Case(compress_pickled_checkpoint, ("weights_only",)),
     "damaged resume checkpoint": Case(damaged_resume_checkpoint, ("--resume false",)),
     "bundle zip with ../ paths": Case(zip_with_parent_paths, ("outside",)),
-    "truncated native DICOM slice": Case(truncated_native_dicom_slice, ("truncated",)),
     "metadata.json failing the schema": Case(metadata_failing_schema, ("schema", "version")),
 }
 
@@ -418,3 +418,13 @@ def test_bad_input_gets_one_clear_message_and_writes_nothing(row, tmp_path):
     assert not written, f"something was written: {written}"
     after = _snapshot(work)
     assert {k: v for k, v in after.items() if not k.startswith("outputs")} == before, "an input was changed"
+
+
+def test_readme_troubleshooting_table_lists_every_case():
+    from tests.conftest import REPO
+
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Troubleshooting: bad input"):]
+    section = section[: section.index("\n## ", 1)]
+    rows = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")][1:]
+    assert rows == list(CATALOGUE)

@@ -21,6 +21,7 @@ from ignite.handlers import DiskSaver
 from monai.handlers import CheckpointSaver
 from monai.transforms import Randomizable, Transform
 
+from custom_networks.support.checkpoints import CheckpointError, read_checkpoint
 from custom_networks.support.paths import as_bool
 
 logger = logging.getLogger(__name__)
@@ -170,12 +171,10 @@ class ResumableTraining:
 
     def _read(self) -> dict:
         try:
-            state = torch.load(self.path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise RuntimeError(
-                f"cannot read the resume checkpoint {self.path} ({type(err).__name__}: {err}). It was not written "
-                "by this bundle's training; move it away, or pass --resume false to start a new run."
-            ) from err
+            state = read_checkpoint(self.path)
+        except CheckpointError as err:
+            raise CheckpointError(f"cannot resume: {err} Or move it away, or pass --resume false to start a new "
+                                  "run.") from err
         missing = sorted((set(self.objects) | {"trainer"}) - set(state)) if isinstance(state, dict) else ["all"]
         if missing:
             raise RuntimeError(f"the resume checkpoint {self.path} lacks {missing}: it is not a training state of "

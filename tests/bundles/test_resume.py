@@ -104,7 +104,7 @@ def test_resume_false_starts_again(knee_data, finished):
 
 
 @pytest.mark.parametrize("damage, message", [
-    (lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]), "cannot read the resume checkpoint"),
+    (lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]), "truncated or not a PyTorch checkpoint"),
     (lambda p: torch.save({"network": {}}, p), "lacks"),
 ])
 def test_a_damaged_or_foreign_checkpoint_is_refused_and_kept(knee_data, finished, damage, message):

@@ -31,14 +31,14 @@ def test_out_may_not_be_the_source_folder(tmp_path):
 
 def test_another_networks_checkpoint_is_refused_with_the_reason(tmp_path):
     _knee_checkpoint(tmp_path / "model.pt", features=(8, 16, 32, 64, 128))
-    with pytest.raises(ValueError, match="does not fit knee_eas_unet's network.*same overrides"):
+    with pytest.raises(ValueError, match="weights of another network.*same overrides"):
         compress("knee_eas_unet", out=str(tmp_path / "out"), ckpt=str(tmp_path / "model.pt"), **KNEE_TINY)
     assert not (tmp_path / "out" / "model.pt").exists()
 
 
 def test_a_checkpoint_with_pickled_code_is_refused(tmp_path):
     torch.save({"model": {"weight": torch.zeros(1)}, "hook": print}, tmp_path / "model.pt")
-    with pytest.raises(ValueError, match="not a tensors-only checkpoint"):
+    with pytest.raises(ValueError, match="pickled Python objects"):
         compress("knee_eas_unet", out=str(tmp_path / "out"), ckpt=str(tmp_path / "model.pt"), **KNEE_TINY)
 
 
