@@ -106,7 +106,7 @@ def test_preprocessing_is_shared_between_train_and_inference(name):
     train = bundle.workflow(["train.json"], "train").parser
     infer = bundle.workflow(["inference.json"], "infer").parser
     steps = [t for t in train["train"]["deterministic_transforms"] if t["_target_"] != "MapLabelValued"]
-    strip = lambda t: {k: v for k, v in t.items() if k not in ("keys", "num_classes", "mode")}  # noqa: E731
+    strip = lambda t: {k: v for k, v in t.items() if k not in ("keys", "num_classes", "require_foreground", "mode")}  # noqa: E731
     assert [strip(t) for t in steps] == [strip(t) for t in infer["preprocessing"]["transforms"]]
     assert train["network_def"] == infer["network_def"]
     for key in ("window_min", "window_max", "pixdim"):

@@ -180,7 +180,7 @@ def test_preprocessing_is_shared_between_train_and_inference():
     b = bundle()
     train = b.workflow(["train.json"], "train").parser
     infer = b.workflow(["inference.json"], "infer").parser
-    strip = lambda t: {k: v for k, v in t.items() if k not in ("keys", "num_classes", "mode")}  # noqa: E731
+    strip = lambda t: {k: v for k, v in t.items() if k not in ("keys", "num_classes", "require_foreground", "mode")}  # noqa: E731
     steps = [strip(t) for t in infer["preprocessing"]["transforms"] if t["_target_"] not in (
         "custom_networks.support.dicom.CheckDicomSeriesd", "EnsureTyped")]
     assert [strip(t) for t in train["load_transforms"]] == steps
