@@ -44,6 +44,7 @@ import fire
 import numpy as np
 import torch
 
+from custom_networks.support.checkpoints import mismatch_error, read_checkpoint
 from custom_networks.support.paths import as_bool
 from .package import BUNDLES
 
@@ -77,13 +78,12 @@ def bundle_parser(bundle: str, overrides: dict[str, Any]):
 
 def load_weights(net: torch.nn.Module, ckpt: str | Path) -> bool:
     """Load ``ckpt`` (``{"model": state_dict}`` or a plain state dict) strictly; returns whether it was nested."""
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    state = read_checkpoint(ckpt)
     nested = isinstance(state, dict) and "model" in state and isinstance(state["model"], dict)
     try:
         net.load_state_dict(state["model"] if nested else state, strict=True)
     except RuntimeError as e:
-        raise ValueError(f"{ckpt} does not fit the bundle's network_def (pass the same network overrides used "
-                         f"for training, e.g. --network_def#features):\n{e}") from e
+        raise mismatch_error(ckpt, e) from e
     return nested
 
 
