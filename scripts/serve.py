@@ -3,6 +3,7 @@
     python -m scripts.serve setup                                # once: creates .venv-monailabel/ (pinned)
     python -m scripts.serve --studies DIR                        # every bundle on http://127.0.0.1:8000
     python -m scripts.serve --studies DIR --bundles knee_eas_unet,lower_limb_afu_unet --port 8001
+    python -m scripts.serve load_test --requests 20 --inputs knee_eas_unet=mr.nii.gz,lower_limb_afu_unet=ct.nii.gz
 
 ``serve`` builds a MONAI Label app folder (``--app_dir``, default ``monailabel_app/`` at the repo root) from the
 ``monaibundle`` sample app shipped in the monailabel wheel, puts each bundle there as ``model/<name>``
@@ -138,11 +139,38 @@ def setup(force: bool = False) -> None:
     serving_env.setup(force=force)
 
 
+def load_test(url: str = "http://127.0.0.1:8000", inputs=None, requests: int = 20, workers: int = 20,
+              timeout: float = 600, crop: str = "32,32,4", malformed: bool = True) -> None:
+    """Send ``requests`` concurrent ``/infer`` requests to a running server and print failures and latencies.
+
+    Args:
+        url: the running server.
+        inputs: ``bundle=volume[,bundle=volume...]``; requests take them in turn, each uploading its own crop
+            (a shape and origin no other request has), and each answer must be a label map in its crop's geometry.
+        requests: number of requests, all submitted at once.
+        workers: client threads.
+        timeout: seconds one request may take (they queue on the server, so allow for all of them).
+        crop: smallest crop in voxels, ``x,y,z``; crop ``i`` is ``i`` voxels larger along x and y.
+        malformed: afterwards send four malformed requests (each must get an HTTP error) and one good one.
+    """
+    from .serving import load_test as lt
+
+    if isinstance(malformed, str):  # fire passes --malformed false as the string "false"
+        malformed = malformed.strip().lower() not in ("false", "0", "no", "off", "")
+    try:
+        bad = lt.load_test(url, inputs, requests, workers, timeout, crop, malformed)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    sys.exit(1 if bad else 0)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``setup`` as the first argument creates the environment; anything else starts the server."""
+    """``setup`` creates the environment, ``load_test`` measures a running server; anything else starts one."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["setup"]:
         fire.Fire(setup, command=argv[1:], name="scripts.serve setup")
+    elif argv[:1] == ["load_test"]:
+        fire.Fire(load_test, command=argv[1:], name="scripts.serve load_test")
     else:
         fire.Fire(serve, command=argv, name="scripts.serve")
 

@@ -10,8 +10,9 @@ first on ``sys.path``).
 Two changes are made to the copies, never to ``bundles/``:
 
 - ``main.py`` takes ``BundleInferTask`` from ``lib/medseg.py`` (a copy of ``scripts/serving/app_lib.py``),
-  which lets monailabel 0.8.5 import without torchvision and keeps MONAI Label's ``image_path`` away from
-  monai 1.6's ``Spacingd`` (details in that file).
+  which lets monailabel 0.8.5 import without torchvision, keeps MONAI Label's ``image_path`` away from
+  monai 1.6's ``Spacingd``, and replaces the server's ``POST /infer/{model}`` by one that runs inferences one
+  at a time off the event loop, with 4xx answers for bad requests (details in that file).
 - ``metadata.json`` of a one-channel (sigmoid) bundle: MONAI Label takes ``channel_def`` keys as the label
   values it reports to clients, so ``{"0": "bone"}`` would announce bone as label 0 (background in the label
   map). The copy says ``{"0": "background", "1": "bone"}``, what the thresholded label map holds.
@@ -50,7 +51,7 @@ MONAILABEL_BUNDLE_OVERRIDES = {"head_neck_two_stage_unet": {"stage2#max_epochs":
 APP_LIB = Path(__file__).resolve().parent / "app_lib.py"
 ORIGINAL_IMPORT = "from monailabel.tasks.infer.bundle import BundleInferTask\n"
 PATCHED_IMPORT = ("from lib.medseg import BundleInferTask  # medseg-bundles: no torchvision needed; "
-                  "image_path hidden from pre-transforms\n")
+                  "image_path hidden from pre-transforms; /infer off the event loop\n")
 
 
 class AppError(ValueError):

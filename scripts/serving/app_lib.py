@@ -14,12 +14,31 @@ The app's ``main.py`` (the monaibundle sample's) imports ``BundleInferTask`` fro
    ``.update`` on it, so any bundle whose preprocessing resamples (the three CT bundles) fails with
    ``AttributeError: 'str' object has no attribute 'update'``. The path is set aside while the
    pre-transforms run and put back for MONAI Label's writer.
+
+And one fix of the server itself, made when the server imports this file (``POST /infer/<model>`` is replaced
+by :func:`infer_endpoint`; ``monailabel.app`` is untouched when it is not loaded, e.g. in a training process):
+
+3. **One request's inference blocked every other request.** monailabel's ``/infer/{model}`` is an ``async``
+   endpoint that runs the whole inference synchronously, on the server's only event loop. During a burst of
+   requests nothing else is served (``/info/`` waited for the whole burst), and a finished label map is not sent
+   until the loop is free again: with 20 concurrent requests every client got its answer only when all 20 were
+   done (p50 = max = the burst's wall time). The replacement is a plain ``def`` endpoint, which FastAPI runs in
+   its worker threads, and it runs the inferences one at a time under :data:`INFER_LOCK` (one bundle's task
+   object and transforms are shared by its requests, and 2 CPU cores gain nothing from parallel inferences),
+   so answers go out as each finishes and the loop keeps answering ``/info/``. Its errors say what was wrong:
+   404 for an unknown model or image id, 400 for a ``params`` field that is not a JSON object, 500 with the
+   bundle's message when inference fails (e.g. an upload that is not an image); uploaded files are deleted
+   when a request fails too.
 """
 
 import importlib.machinery
 import importlib.util
+import json
+import logging
 import sys
+import threading
 import types
+from typing import Optional
 
 
 def _torchvision_missing(*_args, **_kwargs):
@@ -62,3 +81,95 @@ class BundleInferTask(_bundle.BundleInferTask):
             if path is not None:
                 data["image_path"] = path
         return data
+
+
+logger = logging.getLogger(__name__)
+
+#: held while one ``/infer`` request runs (see the module doc, point 3)
+INFER_LOCK = threading.Lock()
+
+
+def _run_background(background_tasks) -> None:
+    """Run a failed request's clean-up tasks (deleting its uploaded files), which FastAPI skips on an error."""
+    for task in list(getattr(background_tasks, "tasks", [])):
+        try:
+            task.func(*task.args, **task.kwargs)
+        except Exception:  # noqa: BLE001 - best effort
+            logger.exception("clean-up after a failed /infer request")
+
+
+def infer_endpoint():
+    """``POST /infer/{model}`` as a threaded endpoint, one inference at a time (module doc, point 3)."""
+    from fastapi import Depends, File, Form, HTTPException, UploadFile
+    from fastapi.background import BackgroundTasks
+
+    from monailabel.config import settings
+    from monailabel.endpoints import infer as infer_api
+    from monailabel.endpoints.user.auth import RBAC, User
+    from monailabel.interfaces.utils.app import app_instance
+
+    def api_run_inference(
+        background_tasks: BackgroundTasks,
+        model: str,
+        image: str = "",
+        session_id: str = "",
+        params: str = Form("{}"),
+        file: UploadFile = File(None),
+        label: UploadFile = File(None),
+        output: Optional[infer_api.ResultType] = None,
+        user: User = Depends(RBAC(settings.MONAI_LABEL_AUTH_ROLE_USER)),
+    ):
+        instance = app_instance()
+        models = sorted(instance.info().get("models", {}))
+        if model not in models:
+            raise HTTPException(status_code=404, detail=f"no model {model!r}; this server has: {', '.join(models)}")
+        try:
+            parsed = json.loads(params) if params else {}
+        except json.JSONDecodeError as e:
+            raise HTTPException(status_code=400, detail=f"params is not JSON ({e}); send a JSON object, e.g. {{}}")
+        if not isinstance(parsed, dict):
+            raise HTTPException(status_code=400, detail=f"params must be a JSON object, not {type(parsed).__name__}")
+        if image and not file and not session_id and not instance.datastore().get_image_uri(image):
+            raise HTTPException(status_code=404, detail=f"no image {image!r} in the datastore (GET /datastore/ "
+                                "lists them); or upload the image as the 'file' form field")
+        with INFER_LOCK:
+            try:
+                return infer_api.run_inference(background_tasks, model, image, session_id, params, file, label, output)
+            except HTTPException:
+                _run_background(background_tasks)
+                raise
+            except Exception as e:  # noqa: BLE001 - the bundle's own message goes back to the client
+                logger.exception(f"/infer/{model} failed")
+                _run_background(background_tasks)
+                raise HTTPException(status_code=500, detail=f"{model} failed on this image: {type(e).__name__}: {e}")
+
+    api_run_inference.__doc__ = "Run inference of a model (medseg-bundles: one at a time, off the event loop)."
+    return api_run_inference
+
+
+def patch_infer_route(routers) -> int:
+    """Replace ``POST .../infer/{model}`` in each FastAPI router of ``routers`` by :func:`infer_endpoint`.
+
+    With fastapi 0.165 the app serves the routes of monailabel's own ``infer.router`` (``include_router`` keeps
+    a reference and notices changes); older versions copied them into the app's router. Returns how many
+    routes were replaced.
+    """
+    from fastapi.routing import APIRoute
+
+    replaced = 0
+    for router in routers:
+        for i, route in enumerate(router.routes):
+            if isinstance(route, APIRoute) and route.path.endswith("/infer/{model}") and "POST" in route.methods:
+                router.routes[i] = APIRoute(route.path, infer_endpoint(), methods=["POST"], name=route.name,
+                                            summary=route.summary, tags=route.tags, responses=route.responses)
+                replaced += 1
+        if hasattr(router, "_mark_routes_changed"):
+            router._mark_routes_changed()
+    return replaced
+
+
+if "monailabel.app" in sys.modules:  # imported by the server (not by a training subprocess)
+    from monailabel.endpoints import infer as _infer_api
+
+    if not patch_infer_route([_infer_api.router, sys.modules["monailabel.app"].app.router]):
+        logger.warning("medseg: POST /infer/{model} not found; inference keeps blocking the server's event loop")
