@@ -65,8 +65,13 @@ def parse_overrides(override) -> dict:
 
 
 def check_port(host: str, port: int) -> None:
-    """Fail if ``host:port`` cannot be bound (another server, often an earlier MONAI Label, holds it)."""
+    """Fail if ``host:port`` cannot be bound (another server, often an earlier MONAI Label, holds it).
+
+    ``SO_REUSEADDR``, as uvicorn binds: connections a stopped server closed (TIME-WAIT, about a minute) must not
+    stop it from starting again on its port; a server still listening there does.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, int(port)))
         except OSError as e:

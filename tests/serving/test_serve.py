@@ -125,6 +125,20 @@ def test_a_port_in_use_is_refused():
             serve.check_port("127.0.0.1", s.getsockname()[1])
 
 
+def test_a_port_left_in_time_wait_by_a_stopped_server_is_free(tmp_path):
+    """Connections the server closed stay in TIME-WAIT on its port for a minute; a restart must not be refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        conn, _ = server.accept()
+        conn.close()  # the server side closes first: its end of the connection goes to TIME-WAIT
+        client.close()
+    serve.check_port("127.0.0.1", port)
+
+
 def test_server_command_is_offline_and_local(tmp_path):
     cmd = serve.server_command(tmp_path / "python", tmp_path / "app", tmp_path / "s", ["a", "b"], "127.0.0.1", 8001)
     pairs = dict(zip(cmd[cmd.index("--conf") + 1::3], cmd[cmd.index("--conf") + 2::3]))
