@@ -6,6 +6,7 @@ from collections.abc import Hashable, Mapping
 
 import numpy as np
 import torch
+from nibabel.orientations import inv_ornt_aff, io_orientation
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
@@ -20,13 +21,26 @@ def _source(img) -> str:
     return str(meta.get("filename_or_obj", "<in-memory array>"))
 
 
+def _canonical_grid(img) -> tuple[tuple[int, ...], np.ndarray | None]:
+    """Shape and affine of ``img`` reoriented to the closest canonical (RAS) axes, as ``Orientationd`` will:
+    two files on one voxel grid, stored with other axis orders or flips (a DICOM series and its NIfTI label),
+    compare equal."""
+    shape = tuple(int(n) for n in img.shape)
+    affine = getattr(img, "affine", None)
+    if affine is None:
+        return shape, None
+    affine = np.asarray(torch.as_tensor(affine), dtype=np.float64)
+    ornt = io_orientation(affine)
+    return tuple(shape[i] for i in np.argsort(ornt[:, 0])), affine @ inv_ornt_aff(ornt, shape)
+
+
 class ValidateVolumed(MapTransform):
     """Check loaded images (and labels) before preprocessing, naming the file and the fix on failure.
 
     Put it right after ``LoadImaged(image_only=True)`` (no channel dimension yet). Checks:
     every key has ``spatial_dims`` dimensions (a single 2D slice, or a 4D series, given to a volume
-    pipeline is refused); image voxels are finite; each other key has the image's shape and voxel grid
-    (affine within ``affine_tolerance`` mm); label values lie in ``range(num_classes)`` when ``num_classes``
+    pipeline is refused); image voxels are finite; each other key lies on the image's voxel grid (same shape
+    and affine within ``affine_tolerance`` mm once both are in canonical axis order, as ``Orientationd`` puts them); label values lie in ``range(num_classes)`` when ``num_classes``
     is given (apply ``MapLabelValued`` first for datasets with other label ids); with ``require_foreground``
     a label has at least one foreground voxel (the bundles' training crops are drawn around foreground);
     with ``hounsfield`` the image looks like CT in Hounsfield units (some voxel below -200 HU: air; an MR,
@@ -86,14 +100,14 @@ class ValidateVolumed(MapTransform):
             self._check_dims(other, key)
             grid = "a {key} must be drawn on the image's own voxel grid. Resample it onto the image (nearest " \
                    "neighbour) or fix the datalist pairing."
-            if tuple(other.shape) != tuple(image.shape):
+            (image_shape, image_affine), (other_shape, other_affine) = _canonical_grid(image), _canonical_grid(other)
+            if other_shape != image_shape:
                 raise ValueError(
                     f"The {key} {_source(other)} has shape {tuple(other.shape)} but the image {_source(image)} "
                     f"has shape {tuple(image.shape)}: {grid.format(key=key)}"
                 )
-            affines = [getattr(x, "affine", None) for x in (image, other)]
-            if all(a is not None for a in affines):
-                gap = float((torch.as_tensor(affines[0]).double() - torch.as_tensor(affines[1]).double()).abs().max())
+            if image_affine is not None and other_affine is not None:
+                gap = float(np.abs(image_affine - other_affine).max())
                 if gap > self.affine_tolerance:
                     raise ValueError(
                         f"The {key} {_source(other)} has the image's shape but another position, spacing or "

@@ -142,11 +142,10 @@ def test_existing_zip_is_only_replaced_atomically(source, tmp_path, monkeypatch)
 
 def test_extracted_zip_runs_without_the_repo_and_matches_the_repo_bundle(source, zips, demo_volume, tmp_path):
     """Inference from an extracted zip (repo not importable) gives the repo bundle's label map."""
-    extracted = tmp_path / "extracted"
-    extracted.mkdir()
-    with zipfile.ZipFile(zips["knee_eas_unet"]) as zf:
-        zf.extractall(extracted)
-    bundle = extracted / "knee_eas_unet"
+    from scripts.unpack import unpack
+
+    bundle = unpack(zips["knee_eas_unet"], out=tmp_path / "extracted")
+    assert bundle == tmp_path / "extracted" / "knee_eas_unet"
     image = demo_volume
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["OMP_NUM_THREADS"] = "2"
@@ -167,3 +166,19 @@ def test_extracted_zip_runs_without_the_repo_and_matches_the_repo_bundle(source,
     assert from_zip.shape == nib.load(image).shape
     assert len(np.unique(from_repo)) > 1  # a non-trivial map, so equality means something
     np.testing.assert_array_equal(from_zip, from_repo)
+
+
+def test_unpack_refuses_an_edited_zip_and_an_existing_folder(zips, tmp_path):
+    from scripts.unpack import UnsafeZipError, unpack
+
+    edited = tmp_path / "edited.zip"
+    with zipfile.ZipFile(zips["knee_eas_unet"]) as src, zipfile.ZipFile(edited, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            dst.writestr(info, data + b" " if info.filename.endswith("inference.json") else data)
+    with pytest.raises(UnsafeZipError, match="configs/inference.json does not match its sha256"):
+        unpack(edited, out=tmp_path / "a")
+    assert not (tmp_path / "a" / "knee_eas_unet").exists() and not any((tmp_path / "a").iterdir())
+    unpack(zips["knee_eas_unet"], out=tmp_path / "b")
+    with pytest.raises(FileExistsError, match="already exists"):
+        unpack(zips["knee_eas_unet"], out=tmp_path / "b")

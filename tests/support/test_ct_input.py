@@ -298,7 +298,7 @@ def test_inconsistent_slice_shape_is_refused(tmp_path):
     import pydicom
 
     names = _copy_series(tmp_path / "series")
-    ds = pydicom.dcmread(tmp_path / "series" / names[3], stop_before_pixels=True)
+    ds = pydicom.dcmread(tmp_path / "series" / names[3])  # with its pixel data: a complete file, other Rows
     ds.Rows = 256
     ds.save_as(tmp_path / "series" / names[3])
     shapes = r"differ in shape.*\n.*\(512, 512\): 19 files.*\n.*\(256, 512\): 1 file "

@@ -188,7 +188,7 @@ def random_weights(tmp_path_factory):
 
 def test_nifti_input_warns_and_writes_no_seg(random_weights, tmp_path):
     rng = np.random.default_rng(0)
-    image = write_nifti(tmp_path / "case.nii.gz", (rng.random((40, 40, 3)) * 1000).astype(np.float32),
+    image = write_nifti(tmp_path / "case.nii.gz", (rng.random((40, 40, 3)) * 2000 - 1000).astype(np.float32),
                         np.diag([0.8, 0.8, 2.0, 1.0]))
     wf = LOWER_LIMB.workflow(["inference.json"], "infer", datalist=[image], ckpt_dir=str(random_weights),
                              output_dir=str(tmp_path / "out"), save_dicom_seg="true")  # text, as from the CLI
