@@ -23,12 +23,16 @@ by :func:`infer_endpoint`; ``monailabel.app`` is untouched when it is not loaded
    requests nothing else is served (``/info/`` waited for the whole burst), and a finished label map is not sent
    until the loop is free again: with 20 concurrent requests every client got its answer only when all 20 were
    done (p50 = max = the burst's wall time). The replacement is a plain ``def`` endpoint, which FastAPI runs in
-   its worker threads, and it runs the inferences one at a time under :data:`INFER_LOCK` (one bundle's task
-   object and transforms are shared by its requests, and 2 CPU cores gain nothing from parallel inferences),
-   so answers go out as each finishes and the loop keeps answering ``/info/``. Its errors say what was wrong:
-   404 for an unknown model or image id, 400 for a ``params`` field that is not a JSON object, 500 with the
-   bundle's message when inference fails (e.g. an upload that is not an image); uploaded files are deleted
-   when a request fails too.
+   its worker threads; inferences still run one at a time, whichever endpoint asks for them, since every
+   ``BundleInferTask`` call holds :data:`INFER_LOCK` (a bundle's task object and transforms are shared by
+   all its requests, and 2 CPU cores gain nothing from parallel inferences). Answers go out as each finishes
+   and the loop keeps answering ``/info/``. (Measured with ``python -m scripts.serve load_test``, 20 requests
+   on 2 busy cores: wall time 25 s -> 5 s warm, as MONAI Label's logged per-request time also fell from
+   1.6 s to 0.3 s on the event loop's thread vs. a worker thread, for reasons not pinned down.) Its errors
+   say what was wrong: 404 for an unknown model or image id, 400 for a ``params`` field that is not a JSON
+   object, 500 with the bundle's message when inference fails (e.g. an upload that is not an image; monailabel
+   answered all four with a bare 500 "Internal Server Error"); a failed request's uploaded files are deleted
+   too (FastAPI skips the background clean-up on an error).
 """
 
 import importlib.machinery
@@ -70,8 +74,16 @@ install_torchvision_placeholder()
 from monailabel.tasks.infer import bundle as _bundle  # noqa: E402  (needs the placeholder first)
 
 
+#: held by every inference (see the module doc, point 3); re-entrant in case a task calls another
+INFER_LOCK = threading.RLock()
+
+
 class BundleInferTask(_bundle.BundleInferTask):
-    """MONAI Label's ``BundleInferTask`` with ``image_path`` hidden from the bundle's pre-transforms."""
+    """MONAI Label's ``BundleInferTask`` with ``image_path`` hidden from the bundle's pre-transforms, one call at a time."""
+
+    def __call__(self, request, callbacks=None):
+        with INFER_LOCK:
+            return super().__call__(request, callbacks)
 
     def run_pre_transforms(self, data, transforms):
         path = data.pop("image_path", None)
@@ -84,9 +96,6 @@ class BundleInferTask(_bundle.BundleInferTask):
 
 
 logger = logging.getLogger(__name__)
-
-#: held while one ``/infer`` request runs (see the module doc, point 3)
-INFER_LOCK = threading.Lock()
 
 
 def _run_background(background_tasks) -> None:
@@ -132,16 +141,15 @@ def infer_endpoint():
         if image and not file and not session_id and not instance.datastore().get_image_uri(image):
             raise HTTPException(status_code=404, detail=f"no image {image!r} in the datastore (GET /datastore/ "
                                 "lists them); or upload the image as the 'file' form field")
-        with INFER_LOCK:
-            try:
-                return infer_api.run_inference(background_tasks, model, image, session_id, params, file, label, output)
-            except HTTPException:
-                _run_background(background_tasks)
-                raise
-            except Exception as e:  # noqa: BLE001 - the bundle's own message goes back to the client
-                logger.exception(f"/infer/{model} failed")
-                _run_background(background_tasks)
-                raise HTTPException(status_code=500, detail=f"{model} failed on this image: {type(e).__name__}: {e}")
+        try:  # the inference itself holds INFER_LOCK (BundleInferTask.__call__)
+            return infer_api.run_inference(background_tasks, model, image, session_id, params, file, label, output)
+        except HTTPException:
+            _run_background(background_tasks)
+            raise
+        except Exception as e:  # noqa: BLE001 - the bundle's own message goes back to the client
+            logger.exception(f"/infer/{model} failed")
+            _run_background(background_tasks)
+            raise HTTPException(status_code=500, detail=f"{model} failed on this image: {type(e).__name__}: {e}")
 
     api_run_inference.__doc__ = "Run inference of a model (medseg-bundles: one at a time, off the event loop)."
     return api_run_inference

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -54,6 +56,13 @@ def load_server(request, tmp_path_factory):
     with running_server(request, tmp, studies, list(INPUTS)) as srv:
         srv.jobs = jobs
         yield srv
+
+
+def _written_since(path: Path, since: float, contents: set[bytes]) -> bool:
+    try:
+        return path.stat().st_mtime >= since - 1 and path.read_bytes() in contents
+    except OSError:  # deleted meanwhile
+        return False
 
 
 def test_the_inputs_are_distinguishable(load_server):
@@ -94,10 +103,14 @@ def test_concurrent_infer_answers_every_request_with_its_own_geometry(load_serve
 
 def test_malformed_requests_get_http_errors_and_the_server_keeps_answering(load_server, request):
     bundle, volume = "knee_eas_unet", next(j.path for j in load_server.jobs if j.bundle == "knee_eas_unet")
+    before = time.time()
     probes = lt.malformed_requests(load_server.url, bundle, volume, timeout=MALFORMED_TIMEOUT_S)
     report(request, "malformed requests:\n" + lt.format_probes(probes))
     for p in probes:
         assert p.is_http_error, f"{p.name}: {p.status} {p.detail}\n{tail(load_server.log)}"
+    # the uploads of failed requests are deleted (monailabel's endpoint left them in the temp folder)
+    sent = {b"this is not an image\n", volume.read_bytes()}
+    assert not [f for f in Path(tempfile.gettempdir()).glob("tmp*.nii.gz") if _written_since(f, before, sent)]
     assert load_server.proc.poll() is None, tail(load_server.log)
     for job in (next(j for j in load_server.jobs if j.bundle == b and j.image_id is None) for b in INPUTS):
         after = lt.run_job(load_server.url, job, timeout=INFER_TIMEOUT_S)
