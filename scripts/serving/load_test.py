@@ -19,7 +19,6 @@ Runs in the main environment (numpy, nibabel); only the standard library talks H
 from __future__ import annotations
 
 import io
-import json
 import socket
 import tempfile
 import time
