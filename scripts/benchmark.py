@@ -1,0 +1,675 @@
+"""One benchmark run for every bundle, side by side: training, inference, networks, torchrun.
+
+    python -m scripts.benchmark [--bundle a,b] [--quick] [--out docs] [--threads 2]
+
+Writes ``<out>/benchmarks.md``, ``<out>/benchmarks.json`` (every figure, with the device it came from) and PNG
+plots under ``<out>/img/``. Everything is measured in ONE run, so ratios compare like with like on a shared
+machine; absolute seconds move with the machine's load, which is why the conv throughput is measured in
+the same run and the efficiencies are relative to it.
+
+Sections (sizes of each profile in :data:`PROFILES`, printed into the markdown):
+
+- **conv throughput**: a 3x3 conv2d (64 ch, 256^2) and a 3^3 conv3d (32 ch, 64^3), GFLOP/s.
+- **training**: each bundle's ``train.json`` (its network, loss, optimizer, transforms and data loader, on
+  synthetic phantom data) through its ``SupervisedTrainer``: mean seconds per iteration, versus the pure
+  forward + loss + backward + step of the same network on one fixed batch; ratio pure/full (1.0: the data
+  pipeline costs nothing). Three loader set-ups: the bundles' ``CacheDataset`` + ``DataLoader(num_workers=0)``,
+  plain ``Dataset`` (no cache), and ``CacheDataset`` + ``ThreadDataLoader`` (random transforms in a thread).
+- **inference**: each bundle's ``inference.json`` on a synthetic volume written as NIfTI (untrained weights
+  saved as ``model.pt``: timing only), in its own process: wall time, peak RSS (``os.wait4``), FLOPs of every
+  network forward (``FlopCounterMode``) and achieved GFLOP/s relative to the conv throughput, over the network
+  forwards alone and over the whole pipeline. Head-and-neck: ``inference.json`` (TwoStageUNet) versus
+  ``inference_baseline.json`` (UNet3D, sliding windows) on the same volume.
+- **networks**: each custom network versus a MONAI ``BasicUNet`` (2D) / ``UNet`` (3D) of about the same
+  parameter count: parameters, GFLOPs, forward latency; and the custom network again with
+  ``torch.inference_mode`` + channels-last memory format (before/after of the fix tried here).
+- **torchrun**: the knee bundle's ``train.json`` + ``multi_gpu_train.json`` with 1 and 2 processes (gloo on
+  the CPU; the same total thread count): training samples per second and final mean loss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import fire
+import numpy as np
+
+from .export import median_seconds
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+BUNDLE_NAMES = ["knee_eas_unet", "lower_limb_afu_unet", "spine_msr_attention_unet", "head_neck_two_stage_unet"]
+HN_ORGANS = ["brainstem", "eye_left", "eye_right", "optic_nerve_left", "optic_nerve_right", "parotid_left",
+             "parotid_right", "mandible"]
+
+#: Sizes per profile. ``None`` widths: the bundle's own default. "standard" is what fits about 15 minutes on
+#: 2 shared CPU cores; "quick" runs in under a minute (tiny widths, tiny volumes).
+TINY_2D = {"knee_eas_unet": {"network_def#features": [4, 8, 16, 32, 64]},
+           "lower_limb_afu_unet": {"network_def#features": [4, 8, 16, 32]},
+           "spine_msr_attention_unet": {"network_def#features": [8, 16, 32, 64, 128]}}
+HN_TINY = {"features": [4, 8, 16, 32], "stage1_size": [32, 32, 16], "crop_sizes": {o: [16, 16, 16] for o in HN_ORGANS},
+           "min_margin": [2, 2, 1]}
+PROFILES: dict[str, dict[str, Any]] = {
+    "quick": {
+        "conv2d": (32, 128), "conv3d": (16, 32), "repeats": 2,
+        "train": {
+            "knee_eas_unet": {**TINY_2D["knee_eas_unet"], "slices_per_volume": 2},
+            "lower_limb_afu_unet": {**TINY_2D["lower_limb_afu_unet"], "slices_per_volume": 2, "crop_size": [32, 32]},
+            "spine_msr_attention_unet": {**TINY_2D["spine_msr_attention_unet"], "slices_per_volume": 2},
+            "head_neck_two_stage_unet": {**HN_TINY, "pixdim": [2.0, 2.0, 4.0]},
+        },
+        "blob_shape": {"knee_eas_unet": (8, 32, 32), "lower_limb_afu_unet": (32, 32, 8),
+                       "spine_msr_attention_unet": (32, 32, 8), "head_neck_two_stage_unet": (48, 48, 24)},
+        "train_volumes": 4, "train_epochs": 2,
+        "infer": {
+            "knee_eas_unet": {"shape": (2, 32, 32), "overrides": TINY_2D["knee_eas_unet"]},
+            "lower_limb_afu_unet": {"shape": (32, 32, 2), "overrides": TINY_2D["lower_limb_afu_unet"]},
+            "spine_msr_attention_unet": {"shape": (32, 32, 2), "overrides": TINY_2D["spine_msr_attention_unet"]},
+            "head_neck_two_stage_unet": {"shape": (64, 64, 32), "overrides": {
+                **HN_TINY, "pixdim": [2.0, 2.0, 4.0], "patch_size": [16, 16, 16]}},
+        },
+        "full_slices": {"knee_eas_unet": 160, "lower_limb_afu_unet": 200, "spine_msr_attention_unet": 200},
+        "networks": {"scale": 1 / 16, "size2d": 32, "size3d": (16, 16, 16)},
+        "torchrun": {"data": "blobs", "volumes": 4, "epochs": 1,
+                     "overrides": {**TINY_2D["knee_eas_unet"], "slices_per_volume": 2}},
+    },
+    "standard": {
+        "conv2d": (64, 256), "conv3d": (32, 64), "repeats": 3,
+        "train": {  # tiny widths on the phantoms' real sizes: the data pipeline's share is what is measured
+            "knee_eas_unet": {"network_def#features": [8, 16, 32, 64, 128], "slices_per_volume": 4},
+            "lower_limb_afu_unet": {"network_def#features": [8, 16, 32, 64], "slices_per_volume": 4},
+            "spine_msr_attention_unet": {"network_def#features": [8, 16, 32, 64, 128], "slices_per_volume": 1},
+            "head_neck_two_stage_unet": {"features": [6, 12, 24, 48], "stage1_size": [64, 64, 32],
+                                         "pixdim": [3.0, 3.0, 5.0]},
+        },
+        "train_volumes": 6, "ct_slices": 8, "hn_voxel": (3.0, 3.0, 5.0), "train_epochs": 3,
+        "infer": {  # full in-plane size and the bundles' default widths; a slab of 1-2 slices for the 2D bundles
+            "knee_eas_unet": {"shape": (2, 384, 384), "overrides": {}},
+            "lower_limb_afu_unet": {"shape": (512, 512, 1), "overrides": {}},
+            "spine_msr_attention_unet": {"shape": (512, 512, 2), "overrides": {}},
+            "head_neck_two_stage_unet": {"shape": (512, 512, 200), "overrides": {"features": [4, 8, 16, 32]}},
+        },
+        "full_slices": {"knee_eas_unet": 160, "lower_limb_afu_unet": 200, "spine_msr_attention_unet": 200},
+        "networks": {"scale": 1.0, "size2d": 128, "size3d": (48, 48, 48)},
+        "torchrun": {"data": "phantoms", "volumes": 6, "epochs": 2,
+                     "overrides": {"network_def#features": [8, 16, 32, 64, 128], "slices_per_volume": 2}},
+    },
+}
+#: spacing (mm) of the synthetic inference volumes; the CT ones hold HU, the knee one MR-like intensities
+SPACING = {"knee_eas_unet": (0.4, 0.4, 0.4), "lower_limb_afu_unet": (0.98, 0.98, 2.0),
+           "spine_msr_attention_unet": (0.98, 0.98, 2.0), "head_neck_two_stage_unet": (0.98, 0.98, 2.5)}
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def device_name() -> str:
+    """The device every figure of this run comes from, in words (GPU name, or CPU with its thread count)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name(0)}"
+    return f"cpu ({torch.get_num_threads()} threads, {os.cpu_count()} cores)"
+
+
+def _sync() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _torch_device():
+    import torch
+
+    return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+
+
+def flops_of(module, shape: tuple[int, ...]) -> float:
+    """FLOPs (multiply-add = 2) of one eval forward of ``module`` on zeros of ``shape`` (batch 1, times batch)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    dev = next(module.parameters()).device
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(torch.zeros((1, *shape[1:]), device=dev))
+    return float(counter.get_total_flops()) * shape[0]
+
+
+def workflow(bundle: str, files: list[str], kind: str, **overrides):
+    """A bundle's ``ConfigWorkflow`` from its config files and overrides (``bundle_root`` set), not initialized."""
+    from monai.bundle import ConfigWorkflow
+
+    configs = REPO / "bundles" / bundle / "configs"
+    paths = [str(configs / f) for f in files]
+    return ConfigWorkflow(config_file=paths if len(paths) > 1 else paths[0], meta_file=str(configs / "metadata.json"),
+                          logging_file=str(configs / "logging.conf"), workflow_type=kind,
+                          bundle_root=str(configs.parent), **overrides)
+
+
+def conv_throughput(profile: dict) -> dict:
+    """GFLOP/s of one 3x3 conv2d and one 3^3 conv3d (same padding, batch 1) on this device, forward only."""
+    import torch
+
+    dev = _torch_device()
+    out = {}
+    (c2, s2), (c3, s3) = profile["conv2d"], profile["conv3d"]
+    for name, conv, shape in [("conv2d", torch.nn.Conv2d(c2, c2, 3, padding=1), (1, c2, s2, s2)),
+                              ("conv3d", torch.nn.Conv3d(c3, c3, 3, padding=1), (1, c3, s3, s3, s3))]:
+        conv = conv.to(dev).eval()
+        x = torch.randn(shape, device=dev)
+        flops = flops_of(conv, shape)
+
+        def fwd(t):
+            conv(t)
+            _sync()
+
+        with torch.inference_mode():
+            seconds = median_seconds(fwd, x, max(3, profile["repeats"]))
+        out[name] = {"shape": list(shape), "gflop": flops / 1e9, "seconds": seconds, "gflops_per_s": flops / 1e9 / seconds}
+        print(f"[benchmark] {name} {shape}: {out[name]['gflops_per_s']:.1f} GFLOP/s", flush=True)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- data
+def write_blob_dataset(bundle: str, out: Path, shape: tuple[int, ...], n: int = 4) -> Path:
+    """Tiny generated volumes (a background, one box per class, noise) and their datalist: the quick profile's data."""
+    import nibabel as nib
+
+    from scripts.phantoms import write_datalist
+
+    classes = {"knee_eas_unet": 2, "head_neck_two_stage_unet": 8}.get(bundle, 1)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    pairs = []
+    for i in range(n):
+        label = np.zeros(shape, np.uint8)
+        for c in range(1, classes + 1):
+            lo = [int(rng.integers(1, max(2, d // 2))) for d in shape]
+            label[tuple(slice(a, a + max(2, d // 4)) for a, d in zip(lo, shape))] = c
+        base = 300.0 if bundle == "knee_eas_unet" else 0.0
+        image = (base + 400.0 * (label > 0) + rng.normal(0, 30, shape)).astype(np.float32)
+        if bundle != "knee_eas_unet":
+            image[: max(1, shape[0] // 8)] = -1000.0  # some air, so the HU check sees a CT
+        affine = np.diag([*SPACING[bundle], 1.0])
+        for kind, arr in (("image", image), ("label", label)):
+            nib.save(nib.Nifti1Image(arr, affine), str(out / f"case{i}_{kind}.nii.gz"))
+        pairs.append({"image": f"case{i}_image.nii.gz", "label": f"case{i}_label.nii.gz"})
+    write_datalist(out / "datalist.json", pairs, "benchmark blobs", "generated boxes, not anatomy",
+                   {str(c): f"class{c}" for c in range(classes + 1)})
+    return out
+
+
+def make_training_data(bundle: str, out: Path, profile: dict) -> Path | None:
+    """Synthetic phantom data for ``bundle`` (head-neck: CT rendered from the real masks; quick: generated
+    boxes of ``profile["blob_shape"]``); None where the head-and-neck masks are missing."""
+    n = profile["train_volumes"]
+    if profile.get("blob_shape"):
+        return write_blob_dataset(bundle, out, tuple(profile["blob_shape"][bundle]), n)
+    if bundle == "knee_eas_unet":
+        from scripts.phantoms.knee_mr import write_knee_dataset
+
+        write_knee_dataset(out, num_volumes=n, seed=0, log=None)
+    elif bundle == "lower_limb_afu_unet":
+        from scripts.phantoms.lower_limb_ct import write_lower_limb_dataset
+
+        write_lower_limb_dataset(out, num_volumes=n, seed=0, log=None, num_slices=profile["ct_slices"])
+    elif bundle == "spine_msr_attention_unet":
+        from scripts.phantoms.spine_ct import write_spine_dataset
+
+        write_spine_dataset(out, num_volumes=n, seed=0, log=None, num_slices=profile["ct_slices"])
+    else:
+        masks = SHARED_DATA / "hn_oar_masks"
+        if not masks.is_dir():
+            return None
+        from scripts.prepare_head_neck import prepare
+
+        prepare(str(masks), str(out), cases=["0522c0017", "0522c0057", "0522c0161"], voxel_size=profile["hn_voxel"],
+                workers=1, log=lambda *_: None)
+    return out
+
+
+def write_volume(bundle: str, shape: tuple[int, ...], path: Path) -> Path:
+    """A synthetic volume of ``shape`` as NIfTI: CT (air, a soft-tissue ellipse, a bone ring, noise) or knee MR."""
+    import nibabel as nib
+
+    rng = np.random.default_rng(0)
+    if bundle == "knee_eas_unet":  # sagittal: axis 0 is the slice axis the bundle's SliceInferer walks
+        img = (rng.random(shape, dtype=np.float32) * 200 + 300).astype(np.float32)
+    else:
+        x, y = np.meshgrid(np.linspace(-1, 1, shape[0]), np.linspace(-1, 1, shape[1]), indexing="ij")
+        r = np.sqrt((x / 0.8) ** 2 + (y / 0.6) ** 2)
+        plane = np.where(r < 1, 40.0, -1000.0) + np.where((r > 0.2) & (r < 0.3), 700.0, 0.0)
+        img = (plane[..., None] + rng.normal(0, 20, shape)).astype(np.int16)
+    affine = np.diag([*SPACING[bundle], 1.0])
+    nib.save(nib.Nifti1Image(img, affine), str(path))
+    return path
+
+
+# ----------------------------------------------------------------------------------------------- training
+def _loader_overrides(variant: str, bundle: str) -> dict:
+    """Config overrides of one loader set-up (the bundles' own is ``cache``)."""
+    data = f"$custom_networks.support.datalist.load_datalist(@datalist, 'training', bundle_name='{bundle}')"
+    if variant == "no_cache":
+        return {"train#dataset": {"_target_": "Dataset", "data": data, "transform": "@train#preprocessing"}}
+    if variant == "cache_thread":
+        return {"train#dataloader#_target_": "ThreadDataLoader"}
+    return {}
+
+
+def _pure_step_seconds(trainer, batch, repeats: int) -> float:
+    """Median seconds of forward + loss + backward + step of the trainer's network on one fixed batch."""
+    net, loss_fn, opt = trainer.network, trainer.loss_function, trainer.optimizer
+    x, y = batch["image"].to(_torch_device()), batch["label"].to(_torch_device())
+
+    def step(_):
+        opt.zero_grad(set_to_none=True)
+        loss_fn(trainer.inferer(x, net), y).backward()
+        opt.step()
+        _sync()
+
+    net.train()
+    return median_seconds(step, None, repeats)
+
+
+def train_one(bundle: str, data: Path, tmp: Path, variant: str, profile: dict) -> dict:
+    """Seconds per iteration of the bundle's trainer with one loader set-up, and the pure step on its batch."""
+    from ignite.engine import Events
+    from monai.utils import set_determinism
+
+    overrides = {**profile["train"][bundle], **_loader_overrides(variant, bundle), "dataset_dir": str(data),
+                 "ckpt_dir": str(tmp / "ckpt"), "output_dir": str(tmp / "tb"), "max_epochs": profile["train_epochs"],
+                 "train#trainer#train_handlers": [], "resume": False}
+    wf = workflow(bundle, ["train.json"], "train", **overrides)
+    wf.initialize()
+    set_determinism(seed=0)
+    trainer = wf.parser.get_parsed_content("train#trainer")
+    stamps: list[float] = []
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda _: (_sync(), stamps.append(time.perf_counter())))
+    trainer.run()
+    steps = np.diff(stamps)  # fetch + transforms + step of every iteration after the first
+    batch = next(iter(wf.parser.get_parsed_content("train#dataloader")))
+    pure = _pure_step_seconds(trainer, batch, profile["repeats"])
+    full = float(np.mean(steps)) if len(steps) else float("nan")
+    return {"variant": variant, "full_s": full, "pure_s": pure, "ratio": pure / full, "iterations": int(len(steps)),
+            "batch_shape": list(batch["image"].shape)}
+
+
+def training(bundles: list[str], tmp: Path, profile: dict) -> dict:
+    """The training section: every bundle, every loader set-up."""
+    out = {}
+    for bundle in bundles:
+        data = make_training_data(bundle, tmp / f"data_{bundle}", profile)
+        if data is None:
+            out[bundle] = {"skipped": f"no head-and-neck masks at {SHARED_DATA / 'hn_oar_masks'}"}
+            continue
+        rows = []
+        for variant in ("cache", "no_cache", "cache_thread"):
+            row = train_one(bundle, data, tmp / f"train_{bundle}_{variant}", variant, profile)
+            print(f"[benchmark] train {bundle} {variant}: {json.dumps(row)}", flush=True)
+            rows.append(row)
+        out[bundle] = {"overrides": profile["train"][bundle], "rows": rows}
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- inference
+def _leaf_networks(net) -> dict:
+    """The networks whose forwards are counted: stage 1 and each stage-2 net of TwoStageUNet, else the network."""
+    if hasattr(net, "stage1") and hasattr(net, "stage2"):
+        return {"stage1": net.stage1, **{f"stage2_{o}": m for o, m in net.stage2.items()}}
+    return {"network": net}
+
+
+def _record_forwards(leaves: dict) -> tuple[dict, list]:
+    """Hooks that record every forward's input shape and seconds: ``({name: [[shape, seconds], ...]}, handles)``."""
+    calls: dict[str, list] = {name: [] for name in leaves}
+    handles = []
+    for name, module in leaves.items():
+        def pre(_m, args, _n=name):
+            _sync()
+            calls[_n].append([tuple(args[0].shape), time.perf_counter()])
+
+        def post(_m, _args, _out, _n=name):
+            _sync()
+            calls[_n][-1][1] = time.perf_counter() - calls[_n][-1][1]
+
+        handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
+    return calls, handles
+
+
+def infer_child(spec_file: str) -> None:
+    """One inference pipeline in this (fresh) process, described by a JSON spec; prints one RESULT line."""
+    import torch
+
+    spec = json.loads(Path(spec_file).read_text())
+    torch.set_num_threads(spec["threads"])
+    ckpt = Path(spec["overrides"]["ckpt_dir"])
+    ckpt.mkdir(parents=True, exist_ok=True)
+    wf = workflow(spec["bundle"], spec["files"], "infer", **spec["overrides"])
+    wf.initialize()
+    torch.manual_seed(0)
+    torch.save(wf.parser.get_parsed_content("network_def").state_dict(), ckpt / "model.pt")  # untrained weights
+    net = wf.parser.get_parsed_content("network")
+    leaves = _leaf_networks(net)
+    calls, handles = _record_forwards(leaves)
+    start = time.perf_counter()
+    wf.run()
+    _sync()
+    wall = time.perf_counter() - start
+    wf.finalize()
+    for handle in handles:
+        handle.remove()
+    per_net = {}
+    for name, rows in calls.items():
+        if not rows:
+            continue
+        shapes = {tuple(s) for s, _ in rows}
+        flops = {s: flops_of(leaves[name], s) for s in shapes}
+        per_net[name] = {"forwards": len(rows), "gflop": sum(flops[tuple(s)] for s, _ in rows) / 1e9,
+                         "seconds": sum(t for _, t in rows), "shapes": sorted(list(s) for s in shapes)}
+    result = {"wall_s": wall, "networks": per_net,
+              "gflop": sum(v["gflop"] for v in per_net.values()),
+              "forward_s": sum(v["seconds"] for v in per_net.values())}
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def run_child(args: list[str], threads: int, env_extra: dict | None = None, timeout: float | None = None) -> tuple[str, float]:
+    """Run ``python -m scripts.benchmark <args>`` in a fresh process; returns (stdout, its own peak RSS in GB)."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "PYTHONPATH": os.pathsep.join(p for p in [str(REPO), os.environ.get("PYTHONPATH", "")] if p),
+           **(env_extra or {})}
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "scripts.benchmark", *args], cwd=REPO, env=env,
+                                stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage: its max RSS alone
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child {args} failed ({proc.returncode}):\n{stderr[-3000:]}")
+    return stdout, usage.ru_maxrss / 2**20  # KiB on Linux
+
+
+def _result_line(stdout: str) -> dict:
+    lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def infer_one(bundle: str, files: list[str], image: Path, tmp: Path, overrides: dict, threads: int) -> dict:
+    """``files`` of ``bundle`` on ``image`` in a subprocess: wall, peak RSS, FLOPs and forward seconds."""
+    spec = {"bundle": bundle, "files": files, "threads": threads,
+            "overrides": {**overrides, "datalist": [str(image)], "ckpt_dir": str(tmp / "models"),
+                          "output_dir": str(tmp / "outputs")}}
+    spec_file = tmp / "spec.json"
+    spec_file.parent.mkdir(parents=True, exist_ok=True)
+    spec_file.write_text(json.dumps(spec))
+    stdout, rss = run_child(["infer_child", str(spec_file)], threads)
+    result = _result_line(stdout)
+    result["peak_rss_gb"] = rss
+    return result
+
+
+def inference(bundles: list[str], tmp: Path, profile: dict, conv: dict, threads: int) -> dict:
+    """The inference section: each bundle's inference.json (and the head-neck baseline) on a synthetic volume."""
+    out = {}
+    for bundle in bundles:
+        cfg = profile["infer"][bundle]
+        shape = tuple(cfg["shape"])
+        image = write_volume(bundle, shape, tmp / f"{bundle}_volume.nii.gz")
+        runs = {"inference.json": ["inference.json"]}
+        if bundle == "head_neck_two_stage_unet":
+            runs["inference_baseline.json"] = ["inference.json", "inference_baseline.json"]
+        rate = conv["conv3d" if bundle == "head_neck_two_stage_unet" else "conv2d"]["gflops_per_s"]
+        entry = {"volume_shape": list(shape), "spacing_mm": list(SPACING[bundle]), "overrides": cfg["overrides"],
+                 "runs": {}}
+        for name, files in runs.items():
+            r = infer_one(bundle, files, image, tmp / f"infer_{bundle}_{name}", cfg["overrides"], threads)
+            r["gflops_per_s_network"] = r["gflop"] / r["forward_s"]
+            r["gflops_per_s_pipeline"] = r["gflop"] / r["wall_s"]
+            r["efficiency_network"] = r["gflops_per_s_network"] / rate
+            r["efficiency_pipeline"] = r["gflops_per_s_pipeline"] / rate
+            if bundle in profile["full_slices"]:  # a slab of the volume: scale per slice to the full volume
+                n_slices, full = shape[0] if bundle == "knee_eas_unet" else shape[2], profile["full_slices"][bundle]
+                r["extrapolated_full_volume_s"] = r["wall_s"] / n_slices * full
+                r["full_volume_slices"] = full
+            print(f"[benchmark] infer {bundle} {name}: wall {r['wall_s']:.1f} s, {r['gflop']:.1f} GFLOP, "
+                  f"RSS {r['peak_rss_gb']:.2f} GB", flush=True)
+            entry["runs"][name] = r
+        if "inference_baseline.json" in entry["runs"]:
+            two, base = entry["runs"]["inference.json"], entry["runs"]["inference_baseline.json"]
+            entry["two_stage_speedup"] = base["wall_s"] / two["wall_s"]
+            entry["two_stage_flop_ratio"] = base["gflop"] / two["gflop"]
+        out[bundle] = entry
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- networks
+def _scaled(features, scale: float) -> list[int]:
+    """Widths times ``sqrt(scale)`` (parameters scale with width squared), at least 2 each."""
+    return [max(2, int(round(f * math.sqrt(scale)))) for f in features]
+
+
+def custom_networks_at_defaults(scale: float) -> dict:
+    """(network, MONAI kind, spatial dims) of each custom network at the bundles' default widths (scaled)."""
+    import custom_networks as cn
+
+    return {
+        "EASUNet (knee)": (cn.EASUNet(spatial_dims=2, in_channels=1, out_channels=3, separable=True, eas=True,
+                                      deep_supervision=True, features=_scaled([64, 128, 256, 512, 1024], scale)), 2),
+        "AFUNet (lower limb)": (cn.AFUNet(spatial_dims=2, in_channels=1, out_channels=1,
+                                          features=_scaled([64, 128, 256, 512], scale)), 2),
+        "MSRAttentionUNet (spine)": (cn.MSRAttentionUNet(spatial_dims=2, in_channels=1, out_channels=1,
+                                                         features=_scaled([32, 64, 128, 256, 512], scale)), 2),
+        "UNet3D (head-neck stage 1)": (cn.UNet3D(in_channels=1, out_channels=9, norm="instance", dropout=0.5,
+                                                 features=_scaled([24, 48, 96, 192], scale)), 3),
+    }
+
+
+def _monai_of_width(dims: int, width: int, out_channels: int):
+    """MONAI BasicUNet (2D) or UNet (3D, 4 levels, 2 residual units) with base width ``width``."""
+    from monai.networks.nets import BasicUNet, UNet
+
+    w = max(2, int(width))
+    if dims == 2:
+        return BasicUNet(spatial_dims=2, in_channels=1, out_channels=out_channels,
+                         features=(w, w, 2 * w, 4 * w, 8 * w, w))
+    return UNet(spatial_dims=3, in_channels=1, out_channels=out_channels, channels=(w, 2 * w, 4 * w, 8 * w),
+                strides=(2, 2, 2), num_res_units=2)
+
+
+def matched_monai(dims: int, params: int, out_channels: int):
+    """The MONAI baseline whose parameter count is closest to ``params``: parameters grow with width squared,
+    so estimate the width from width 16, then take the best even width next to the estimate."""
+    from scripts.model_stats import count_parameters
+
+    def count(w: int) -> int:
+        return count_parameters(_monai_of_width(dims, w, out_channels))
+
+    guess = max(2, 2 * round(8 * math.sqrt(params / count(16))))
+    best = min({max(2, guess - 2), guess, guess + 2}, key=lambda w: abs(math.log(count(w) / params)))
+    return _monai_of_width(dims, best, out_channels), best
+
+
+def _latency(net, x, repeats: int, channels_last: bool = False) -> float:
+    """Median forward seconds: ``torch.no_grad`` (as MONAI's evaluators run) or inference_mode + channels-last."""
+    import torch
+
+    if channels_last:
+        fmt = torch.channels_last if x.ndim == 4 else torch.channels_last_3d
+        net = net.to(memory_format=fmt)
+        x = x.contiguous(memory_format=fmt)
+        ctx = torch.inference_mode()
+    else:
+        ctx = torch.no_grad()
+
+    def fwd(t):
+        net(t)
+        _sync()
+
+    with ctx:
+        return median_seconds(fwd, x, repeats)
+
+
+def networks(profile: dict) -> dict:
+    """Each custom network versus a MONAI U-Net of about its parameter count: parameters, GFLOPs, latency."""
+    import torch
+
+    from scripts.model_stats import count_parameters
+
+    cfg, dev, rows = profile["networks"], _torch_device(), {}
+    for name, (net, dims) in custom_networks_at_defaults(cfg["scale"]).items():
+        torch.manual_seed(0)
+        net = net.to(dev).eval()
+        shape = (1, 1, cfg["size2d"], cfg["size2d"]) if dims == 2 else (1, 1, *cfg["size3d"])
+        out_ch = {"EASUNet (knee)": 3, "UNet3D (head-neck stage 1)": 9}.get(name, 1)
+        params = count_parameters(net)
+        base, width = matched_monai(dims, params, out_ch)
+        base = base.to(dev).eval()
+        x = torch.randn(shape, device=dev)
+        reps = max(1, profile["repeats"] - 1)
+        row = {"input": list(shape), "parameters": params, "gflop": flops_of(net, shape) / 1e9,
+               "latency_s": _latency(net, x, reps),
+               "latency_inference_mode_channels_last_s": _latency(net, x, reps, channels_last=True),
+               "monai": {"name": f"{'BasicUNet' if dims == 2 else 'UNet'} (base width {width})",
+                         "parameters": count_parameters(base), "gflop": flops_of(base, shape) / 1e9,
+                         "latency_s": _latency(base, x, reps)}}
+        rows[name] = row
+        print(f"[benchmark] network {name}: {json.dumps(row)}", flush=True)
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------- torchrun
+def torchrun_child(spec_file: str) -> None:
+    """One rank of the knee train.json + multi_gpu_train.json run; rank 0 prints the RESULT line."""
+    import torch
+    import torch.distributed as dist
+    from ignite.engine import Events
+
+    spec = json.loads(Path(spec_file).read_text())
+    wf = workflow("knee_eas_unet", ["train.json", "multi_gpu_train.json"], "train", **spec["overrides"])
+    wf.initialize()
+    trainer = wf.parser.get_parsed_content("train#trainer")
+    stamps, losses, samples = [], [], [0]
+
+    def on_iteration(engine):
+        batch, output = engine.state.batch, engine.state.output  # decollated: one dict per sample
+        samples[0] += len(batch) if isinstance(batch, list) else batch["image"].shape[0]
+        losses.append((engine.state.epoch, float((output[0] if isinstance(output, list) else output)["loss"])))
+
+    trainer.add_event_handler(Events.EPOCH_STARTED(once=2), lambda _: stamps.append(time.perf_counter()))
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, on_iteration)
+    if trainer.state.max_epochs > 1:  # time the epochs after the first (the first one warms up)
+        trainer.add_event_handler(Events.EPOCH_COMPLETED(once=1), lambda _: samples.__setitem__(0, 0))
+    start = time.perf_counter()
+    wf.run()
+    end = time.perf_counter()
+    last = [loss for epoch, loss in losses if epoch == trainer.state.max_epochs]
+    stats = torch.tensor([float(np.mean(last)), float(samples[0]), end - (stamps[0] if stamps else start)])
+    world = dist.get_world_size()
+    gathered = [torch.zeros(3) for _ in range(world)]
+    dist.all_gather(gathered, stats)
+    wf.finalize()
+    if int(os.environ.get("RANK", "0")) == 0:
+        g = torch.stack(gathered)
+        print("RESULT " + json.dumps({"final_loss": float(g[:, 0].mean()), "samples": float(g[:, 1].sum()),
+                                      "seconds": float(g[:, 2].max()), "timed_from_epoch": 2 if stamps else 1}))
+
+
+def torchrun_section(tmp: Path, profile: dict, threads: int) -> dict:
+    """The knee bundle with 1 and 2 torchrun processes (gloo on the CPU, ``threads`` threads in all)."""
+    from scripts.phantoms.knee_mr import write_knee_dataset
+
+    cfg = profile["torchrun"]
+    data = tmp / "torchrun_data"
+    if cfg["data"] == "blobs":
+        write_blob_dataset("knee_eas_unet", data, tuple(profile["blob_shape"]["knee_eas_unet"]), cfg["volumes"])
+    else:
+        write_knee_dataset(data, num_volumes=cfg["volumes"], seed=0, log=None)
+    out = {"overrides": cfg["overrides"], "epochs": cfg["epochs"], "rows": {}}
+    for n in (1, 2):
+        run_dir = tmp / f"torchrun_{n}"
+        spec = {"overrides": {**cfg["overrides"], "dataset_dir": str(data), "ckpt_dir": str(run_dir),
+                              "output_dir": str(run_dir / "tb"), "max_epochs": cfg["epochs"], "resume": False,
+                              "val_interval": 1000,  # never validates; two validation cases so each rank has one
+                              "validate#dataset#data":
+                                  "$custom_networks.support.datalist.load_datalist(@datalist, 'training')"}}
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "spec.json").write_text(json.dumps(spec))
+        per_rank = max(1, threads // n)
+        cmd = ["-m", "torch.distributed.run", f"--nproc_per_node={n}", f"--master_port={29600 + n}",
+               "-m", "scripts.benchmark", "torchrun_child", str(run_dir / "spec.json")]
+        env = {**os.environ, "OMP_NUM_THREADS": str(per_rank),
+               "PYTHONPATH": os.pathsep.join(p for p in [str(REPO), os.environ.get("PYTHONPATH", "")] if p)}
+        proc = subprocess.run([sys.executable, *cmd], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+        if proc.returncode != 0:
+            raise RuntimeError(f"torchrun {n} failed:\n{proc.stderr[-3000:]}")
+        r = _result_line(proc.stdout)
+        r["samples_per_s"] = r["samples"] / r["seconds"]
+        r["threads_per_process"] = per_rank
+        out["rows"][str(n)] = r
+        print(f"[benchmark] torchrun {n}: {json.dumps(r)}", flush=True)
+    one, two = out["rows"]["1"], out["rows"]["2"]
+    out["speedup"] = two["samples_per_s"] / one["samples_per_s"]
+    out["loss_relative_difference"] = abs(two["final_loss"] - one["final_loss"]) / abs(one["final_loss"])
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- report
+def main(bundle: str | list | tuple = "all", quick: bool = False, out: str = "docs", threads: int | None = None,
+         sections: str = "conv,training,inference,networks,torchrun") -> dict:
+    """Run every section for ``bundle`` (comma-separated names or ``all``); write ``benchmarks.md``/``.json``/plots."""
+    import torch
+
+    from custom_networks.support.paths import as_bool
+
+    quick = as_bool(quick, "quick")
+    threads = int(threads or min(torch.get_num_threads(), os.cpu_count() or 1))
+    torch.set_num_threads(threads)
+    names = BUNDLE_NAMES if bundle == "all" else ([bundle] if isinstance(bundle, str) else list(bundle))
+    names = [n for part in names for n in str(part).split(",") if n]
+    unknown = sorted(set(names) - set(BUNDLE_NAMES))
+    if unknown:
+        raise ValueError(f"unknown bundle(s) {unknown}; known: {', '.join(BUNDLE_NAMES)}")
+    wanted = set(sections.split(",") if isinstance(sections, str) else sections)
+    profile_name = "quick" if quick else "standard"
+    profile = PROFILES[profile_name]
+    out_dir = Path(out).resolve()
+    (out_dir / "img").mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"profile": profile_name, "device": device_name(), "threads": threads,
+                               "torch": torch.__version__, "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+                               "command": "python -m scripts.benchmark " + " ".join(sys.argv[1:]),
+                               "load_average_start": list(os.getloadavg())}
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="medseg_benchmark_") as tmp_name:
+        tmp = Path(tmp_name)
+        results["conv"] = conv_throughput(profile)
+        if "training" in wanted:
+            results["training"] = training(names, tmp, profile)
+        if "inference" in wanted:
+            results["inference"] = inference(names, tmp, profile, results["conv"], threads)
+        if "networks" in wanted:
+            results["networks"] = networks(profile)
+        if "torchrun" in wanted and "knee_eas_unet" in names:
+            results["torchrun"] = torchrun_section(tmp, profile, threads)
+    results["total_wall_s"] = time.perf_counter() - start
+    results["load_average_end"] = list(os.getloadavg())
+    from scripts import benchmark_report
+
+    results["plots"] = benchmark_report.plots(results, out_dir / "img")
+    (out_dir / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out_dir / "benchmarks.md").write_text(benchmark_report.markdown(results, profile))
+    print(f"[benchmark] wrote {out_dir / 'benchmarks.md'} in {results['total_wall_s']:.0f} s", flush=True)
+    return results
+
+
+if __name__ == "__main__":
+    fire.Fire({"main": main, "infer_child": infer_child, "torchrun_child": torchrun_child} if len(sys.argv) > 1
+              and sys.argv[1] in ("infer_child", "torchrun_child", "main") else main)

@@ -1,0 +1,268 @@
+"""Markdown tables and PNG plots of a ``scripts.benchmark`` result (kept apart so the measuring code stays short).
+
+    python -m scripts.benchmark_report render docs/benchmarks.json --out docs   # re-render from a stored JSON
+    python -m scripts.benchmark_report reference_overlay                        # docs/img/real_ct_reference.png
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import fire
+
+#: goals of issue 9
+GOALS = {"training_ratio": 0.90, "efficiency": 0.6, "two_stage_speedup": 2.0}
+
+
+def _f(value, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *["| " + " | ".join(str(c) for c in row) + " |" for row in rows]]
+
+
+def conv_section(results: dict) -> list[str]:
+    dev = results["device"]
+    rows = [[name, "x".join(map(str, v["shape"])), _f(v["gflop"]), _f(v["seconds"], 3), _f(v["gflops_per_s"], 1), dev]
+            for name, v in results["conv"].items()]
+    return ["## Conv throughput (the reference for every efficiency below)", "",
+            *_table(["op (3x3 / 3^3, same padding)", "input", "GFLOP", "s", "GFLOP/s", "device"], rows), ""]
+
+
+def training_section(results: dict) -> list[str]:
+    rows = []
+    for bundle, entry in results.get("training", {}).items():
+        if "skipped" in entry:
+            rows.append([bundle, "skipped: " + entry["skipped"], "", "", "", "", "", ""])
+            continue
+        for r in entry["rows"]:
+            rows.append([bundle, r["variant"], "x".join(map(str, r["batch_shape"])), r["iterations"],
+                         _f(r["pure_s"], 3), _f(r["full_s"], 3), _f(r["ratio"]), results["device"]])
+    widths = {b: e.get("overrides") for b, e in results.get("training", {}).items()}
+    return ["## Training: pure forward+backward versus the bundle's full training step", "",
+            "`pure`: median seconds of forward + loss + backward + optimizer step of the bundle's network, loss and "
+            "optimizer (from its `train.json`) on one fixed batch. `full`: mean seconds per iteration of the bundle's "
+            "own `SupervisedTrainer` through its data loader and transforms (after the first iteration; handlers off). "
+            f"Goal: ratio >= {GOALS['training_ratio']}. Loader set-ups: `cache` = the bundles' `CacheDataset` + "
+            "`DataLoader(num_workers=0)`; `no_cache` = `Dataset` (every volume read and preprocessed per "
+            "iteration); `cache_thread` = `CacheDataset` + MONAI `ThreadDataLoader` (random transforms overlap "
+            "the step in a thread).", "",
+            f"Data: synthetic phantoms (`scripts.phantoms`; head-and-neck: CT rendered from the real expert masks in "
+            f"`../shared/data/hn_oar_masks`). Widths and sizes (overrides of each `train.json`): `{json.dumps(widths)}`.",
+            "", *_table(["bundle", "loader", "batch", "iterations", "pure s", "full s", "pure/full", "device"], rows),
+            ""]
+
+
+def inference_section(results: dict) -> list[str]:
+    rows, hn = [], []
+    for bundle, entry in results.get("inference", {}).items():
+        for name, r in entry["runs"].items():
+            forwards = ", ".join(f"{k} x{v['forwards']}" for k, v in r["networks"].items())
+            rows.append([f"{bundle} `{name}`", "x".join(map(str, entry["volume_shape"])), _f(r["wall_s"], 1),
+                         _f(r.get("extrapolated_full_volume_s"), 0), _f(r["peak_rss_gb"]), _f(r["gflop"], 1),
+                         forwards, _f(r["gflops_per_s_network"], 1), _f(r["efficiency_network"]),
+                         _f(r["efficiency_pipeline"]), results["device"]])
+        if "two_stage_speedup" in entry:
+            hn = [f"**Head-and-neck two-stage versus single-stage baseline** (same volume "
+                  f"{'x'.join(map(str, entry['volume_shape']))}, same widths `{json.dumps(entry['overrides'])}`): "
+                  f"the baseline takes **{_f(entry['two_stage_speedup'])}x** the two-stage pipeline's wall time "
+                  f"(goal >= {GOALS['two_stage_speedup']}x) and {_f(entry['two_stage_flop_ratio'])}x its FLOPs. "
+                  "Untrained weights: stage 1's argmax decides how many organ crops stage 2 runs (the forward counts "
+                  "above); with trained weights it is one crop per organ found, at the fixed `crop_sizes`.",
+                  "", "Dice: whether the two-stage pipeline is as accurate needs trained models; none are stored in "
+                  "this repository, so this benchmark does not measure Dice. The measured comparison is the table in "
+                  "[bundles/head_neck_two_stage_unet/docs/README.md](../bundles/head_neck_two_stage_unet/docs/README.md) "
+                  "(see also [results.md](results.md)).", ""]
+    return ["## Inference: each bundle's `inference.json` on a full-size synthetic volume", "",
+            "Each run is its own process (peak RSS from `os.wait4`), with untrained weights saved as `model.pt` "
+            "(timing only). GFLOP: `FlopCounterMode` count of every network forward the pipeline made. Efficiency = "
+            "achieved GFLOP/s / the conv throughput above (conv2d for the 2D bundles, conv3d for head-and-neck), "
+            "over the network forwards alone (`network`) and over the whole pipeline wall time (`pipeline`, which "
+            f"adds loading, resampling, inversion, saving). Goal: >= {GOALS['efficiency']}. 2D bundles ran on a slab "
+            "of the full-size slice; `full volume s` scales that per slice to 200 CT / 160 knee slices "
+            "(extrapolated, not measured).", "",
+            *_table(["pipeline", "volume", "wall s", "full volume s (extrap.)", "peak RSS GB", "GFLOP", "forwards",
+                     "GFLOP/s (network)", "efficiency network", "efficiency pipeline", "device"], rows), "", *hn]
+
+
+def networks_section(results: dict) -> list[str]:
+    rows = []
+    for name, r in results.get("networks", {}).items():
+        m = r["monai"]
+        rows.append([name, "x".join(map(str, r["input"][2:])), f"{r['parameters']:,}", _f(r["gflop"]),
+                     _f(r["latency_s"], 3), _f(r["latency_inference_mode_channels_last_s"], 3),
+                     _f(r["latency_s"] / r["latency_inference_mode_channels_last_s"]), m["name"],
+                     f"{m['parameters']:,}", _f(m["gflop"]), _f(m["latency_s"], 3),
+                     _f(r["gflop"] / r["latency_s"] / (m["gflop"] / m["latency_s"])), results["device"]])
+    return ["## Custom networks versus MONAI U-Nets of about the same parameter count", "",
+            "Untrained, batch 1, eval mode. `latency` runs under `torch.no_grad` as MONAI's evaluators do; `after` "
+            "is the same network with `torch.inference_mode` and channels-last memory format (the fix tried here; "
+            "speedup = latency / after). `GFLOP/s vs MONAI` = the custom network's achieved GFLOP/s over the "
+            "MONAI network's.", "",
+            *_table(["network", "input", "parameters", "GFLOP", "latency s", "after s", "speedup", "MONAI baseline",
+                     "parameters", "GFLOP", "latency s", "GFLOP/s vs MONAI", "device"], rows), ""]
+
+
+def torchrun_section(results: dict) -> list[str]:
+    t = results.get("torchrun")
+    if not t:
+        return []
+    rows = [[n, r["threads_per_process"], _f(r["samples"], 0), _f(r["seconds"], 1), _f(r["samples_per_s"], 2),
+             _f(r["final_loss"], 4), results["device"]] for n, r in t["rows"].items()]
+    return ["## torchrun: knee bundle, 1 and 2 processes (gloo)", "",
+            f"`train.json` + `multi_gpu_train.json` through `torch.distributed.run`, {t['epochs']} epochs on synthetic "
+            f"knee MR phantoms, overrides `{json.dumps(t['overrides'])}`; the same total thread count in both. "
+            "Samples per second over the epochs after the first (the whole run when there is one epoch); final "
+            "loss = mean training loss of the last epoch, averaged over ranks.", "",
+            *_table(["processes", "threads each", "samples", "s", "samples/s", "final loss", "device"], rows), "",
+            f"2 processes / 1 process: **{_f(t['speedup'])}x** samples per second; final losses differ by "
+            f"{_f(100 * t['loss_relative_difference'], 1)} % (2 ranks see a global batch twice as large and a "
+            "different sample order, so they agree only approximately).", ""]
+
+
+def headline(results: dict) -> list[str]:
+    """The ratios the issue sets goals for, one line each."""
+    lines = []
+    for bundle, entry in results.get("training", {}).items():
+        if "rows" in entry:
+            best = max(entry["rows"], key=lambda r: r["ratio"])
+            own = entry["rows"][0]
+            lines.append(f"- training {bundle}: pure/full {_f(own['ratio'])} with the bundle's loader, best "
+                         f"{_f(best['ratio'])} ({best['variant']}); goal >= {GOALS['training_ratio']}")
+    for bundle, entry in results.get("inference", {}).items():
+        r = entry["runs"]["inference.json"]
+        lines.append(f"- inference {bundle}: efficiency {_f(r['efficiency_network'])} (network forwards), "
+                     f"{_f(r['efficiency_pipeline'])} (whole pipeline); goal >= {GOALS['efficiency']}")
+        if "two_stage_speedup" in entry:
+            lines.append(f"- head-neck two-stage vs single-stage: {_f(entry['two_stage_speedup'])}x faster; goal >= "
+                         f"{GOALS['two_stage_speedup']}x")
+    if results.get("torchrun"):
+        lines.append(f"- torchrun 2 vs 1 process: {_f(results['torchrun']['speedup'])}x samples/s")
+    return lines
+
+
+def markdown(results: dict, profile: dict | None = None) -> str:
+    """The whole ``benchmarks.md``."""
+    text = ["# Benchmarks", "",
+            f"Generated by `{results['command']}` on {results['date_utc']} UTC (profile `{results['profile']}`, "
+            f"{_f(results['total_wall_s'], 0)} s in all). Device of every figure: **{results['device']}**, torch "
+            f"{results['torch']}. Load average (1/5/15 min) at start "
+            f"{'/'.join(f'{x:.1f}' for x in results.get('load_average_start', []))}, at end "
+            f"{'/'.join(f'{x:.1f}' for x in results.get('load_average_end', []))}: other jobs shared the CPU, so "
+            "absolute seconds are slower than on an idle machine and single timings are noisy; ratios measured side "
+            "by side move less, and the conv throughput below is the same run's yardstick. All data is synthetic (phantoms or generated "
+            "volumes) and all weights untrained, so nothing here is an accuracy; accuracy is in [results.md](results.md).",
+            "", "## Headline", "", *headline(results), "",
+            *conv_section(results), *training_section(results), *inference_section(results),
+            *networks_section(results), *torchrun_section(results)]
+    if results.get("plots"):
+        text += ["## Plots", "", *[f"![{Path(p).stem}](img/{Path(p).name})" for p in results["plots"]], ""]
+    if profile is not None:
+        text += ["## Profile (sizes of this run)", "", "```json", json.dumps(profile, indent=1, default=list), "```", ""]
+    return "\n".join(text) + "\n"
+
+
+def _bar(ax, labels, series: dict, goal: float | None, ylabel: str) -> None:
+    import numpy as np
+
+    x = np.arange(len(labels))
+    width = 0.8 / max(1, len(series))
+    for i, (name, values) in enumerate(series.items()):
+        ax.bar(x + i * width - 0.4 + width / 2, values, width, label=name)
+    if goal is not None:
+        ax.axhline(goal, color="k", linestyle="--", linewidth=1, label=f"goal {goal}")
+    ax.set_xticks(x, labels, rotation=15, fontsize=7)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.legend(fontsize=6)
+
+
+def plots(results: dict, img_dir: Path) -> list[str]:
+    """Small PNGs (matplotlib, Agg) of the training ratios, inference efficiencies, networks and torchrun."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    img_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    def save(fig, name: str, title: str) -> None:
+        fig.suptitle(f"{title}\n{results['device']}, profile {results['profile']}", fontsize=8)
+        fig.tight_layout()
+        path = img_dir / f"benchmark_{name}.png"
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        written.append(str(path))
+
+    train = {b: e for b, e in results.get("training", {}).items() if "rows" in e}
+    if train:
+        fig, ax = plt.subplots(figsize=(6, 3))
+        variants = [r["variant"] for r in next(iter(train.values()))["rows"]]
+        _bar(ax, [b.split("_")[0] for b in train], {v: [e["rows"][i]["ratio"] for e in train.values()]
+                                                     for i, v in enumerate(variants)}, 0.9, "pure / full step")
+        save(fig, "training", "Training: pure step / full training step")
+    infer = results.get("inference", {})
+    if infer:
+        fig, ax = plt.subplots(figsize=(6, 3))
+        runs = [(f"{b.split('_')[0]} {n.replace('inference', '').replace('.json', '') or 'main'}", r)
+                for b, e in infer.items() for n, r in e["runs"].items()]
+        _bar(ax, [n for n, _ in runs], {"network": [r["efficiency_network"] for _, r in runs],
+                                        "pipeline": [r["efficiency_pipeline"] for _, r in runs]}, 0.6,
+             "GFLOP/s / conv GFLOP/s")
+        save(fig, "inference", "Inference efficiency")
+    nets = results.get("networks", {})
+    if nets:
+        fig, ax = plt.subplots(figsize=(6, 3))
+        _bar(ax, [n.split(" ")[0] for n in nets], {"custom": [r["latency_s"] for r in nets.values()],
+                                                   "custom, inference_mode+channels-last": [
+                                                       r["latency_inference_mode_channels_last_s"] for r in nets.values()],
+                                                   "MONAI, same params": [r["monai"]["latency_s"] for r in nets.values()]},
+             None, "forward s")
+        save(fig, "networks", "Forward latency: custom vs MONAI")
+    if results.get("torchrun"):
+        fig, ax = plt.subplots(figsize=(3.5, 3))
+        rows = results["torchrun"]["rows"]
+        _bar(ax, [f"{n} proc" for n in rows], {"samples/s": [r["samples_per_s"] for r in rows.values()]}, None,
+             "samples / s")
+        save(fig, "torchrun", "torchrun, knee")
+    return written
+
+
+def reference_overlay(out: str = "docs/img/real_ct_reference.png", slice_index: int = 10) -> str:
+    """PNG of one slice of the real TotalSegmentator example CT series with its *reference* bone labels (not a
+    prediction): vertebrae T11/T12 red, ribs green, other bone blue. Reads ``../shared/data`` in place."""
+    import numpy as np
+    from monai.transforms import LoadImage, Orientation
+    from PIL import Image
+
+    from custom_networks.support.overlays import blend
+
+    data = Path(__file__).resolve().parents[2] / "shared" / "data" / "totalsegmentator_example"
+    load = LoadImage(reader="ITKReader", image_only=True, ensure_channel_first=True)
+    orient = Orientation(axcodes="RAS")
+    ct = orient(load(str(data / "example_ct_dicom")))[0, :, :, slice_index].numpy()
+    seg = orient(load(str(data / "example_seg_dicom.nii.gz")))[0, :, :, slice_index].numpy().astype(int)
+    labels = np.zeros_like(seg)
+    labels[np.isin(seg, [69, 70, 116]) | ((seg >= 25) & (seg <= 50))] = 3  # humeri, sternum, other vertebrae
+    labels[(seg >= 92) & (seg <= 115)] = 2  # ribs
+    labels[np.isin(seg, [32, 33])] = 1  # T12, T11
+    gray = np.clip((ct + 500.0) / 2000.0, 0, 1) * 255.0
+    rgb = np.concatenate([np.repeat(gray[..., None], 3, -1).astype(np.uint8), blend(gray, labels)], axis=0)
+    image = Image.fromarray(np.rot90(rgb).copy()).resize((768, 384))  # CT left, reference overlay right
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    image.save(out, optimize=True)
+    return out
+
+
+def render(json_file: str, out: str = "docs") -> None:
+    """Re-render ``benchmarks.md`` and the plots from a stored ``benchmarks.json``."""
+    results = json.loads(Path(json_file).read_text())
+    results["plots"] = plots(results, Path(out) / "img")
+    (Path(out) / "benchmarks.md").write_text(markdown(results))
+
+
+if __name__ == "__main__":
+    fire.Fire({"render": render, "reference_overlay": reference_overlay})
