@@ -19,6 +19,20 @@ def _f(value, digits: int = 2) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
 
 
+def _g(value) -> str:
+    """Three significant digits (GFLOP counts span 0.001 to 10 000)."""
+    return f"{value:.3g}"
+
+
+def _data(results: dict) -> str:
+    """Where the training data of this profile came from."""
+    if results["profile"] == "quick":
+        return ("generated boxes (`scripts.benchmark.write_blob_dataset`: one box per class plus noise, tiny volumes, "
+                "not anatomy)")
+    return ("synthetic phantoms (`scripts.phantoms`, the demo data's renderers; head-and-neck: CT-like volumes rendered "
+            "from the real expert organ masks in `../shared/data/hn_oar_masks`)")
+
+
 def _table(header: list[str], rows: list[list]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
             *["| " + " | ".join(str(c) for c in row) + " |" for row in rows]]
@@ -50,9 +64,9 @@ def training_section(results: dict) -> list[str]:
             "`DataLoader(num_workers=0)`; `no_cache` = `Dataset` (every volume read and preprocessed per "
             "iteration); `cache_thread` = `CacheDataset` + MONAI `ThreadDataLoader` (random transforms overlap "
             "the step in a thread).", "",
-            f"Data: synthetic phantoms (`scripts.phantoms`; head-and-neck: CT rendered from the real expert masks in "
-            f"`../shared/data/hn_oar_masks`). Widths and sizes (overrides of each `train.json`): `{json.dumps(widths)}`.",
-            "", *_table(["bundle", "loader", "batch", "iterations", "pure s", "full s", "pure/full", "device"], rows),
+            f"Data: {_data(results)}. Widths and sizes (overrides of each `train.json`): `{json.dumps(widths)}`.", "",
+            "A ratio above 1 is noise: `pure` and `full` are timed at different moments, and on a loaded machine one "
+            "timing can catch a busy second; read ratios well below 1 as the data pipeline's cost.", "", *_table(["bundle", "loader", "batch", "iterations", "pure s", "full s", "pure/full", "device"], rows),
             ""]
 
 
@@ -62,8 +76,8 @@ def inference_section(results: dict) -> list[str]:
         for name, r in entry["runs"].items():
             forwards = ", ".join(f"{k} x{v['forwards']}" for k, v in r["networks"].items())
             rows.append([f"{bundle} `{name}`", "x".join(map(str, entry["volume_shape"])), _f(r["wall_s"], 1),
-                         _f(r.get("extrapolated_full_volume_s"), 0), _f(r["peak_rss_gb"]), _f(r["gflop"], 1),
-                         forwards, _f(r["gflops_per_s_network"], 1), _f(r["efficiency_network"]),
+                         _f(r.get("extrapolated_full_volume_s"), 0), _f(r["peak_rss_gb"]), _g(r["gflop"]),
+                         forwards, _g(r["gflops_per_s_network"]), _f(r["efficiency_network"]),
                          _f(r["efficiency_pipeline"]), results["device"]])
         if "two_stage_speedup" in entry:
             hn = [f"**Head-and-neck two-stage versus single-stage baseline** (same volume "
@@ -92,10 +106,10 @@ def networks_section(results: dict) -> list[str]:
     rows = []
     for name, r in results.get("networks", {}).items():
         m = r["monai"]
-        rows.append([name, "x".join(map(str, r["input"][2:])), f"{r['parameters']:,}", _f(r["gflop"]),
+        rows.append([name, "x".join(map(str, r["input"][2:])), f"{r['parameters']:,}", _g(r["gflop"]),
                      _f(r["latency_s"], 3), _f(r["latency_inference_mode_channels_last_s"], 3),
                      _f(r["latency_s"] / r["latency_inference_mode_channels_last_s"]), m["name"],
-                     f"{m['parameters']:,}", _f(m["gflop"]), _f(m["latency_s"], 3),
+                     f"{m['parameters']:,}", _g(m["gflop"]), _f(m["latency_s"], 3),
                      _f(r["gflop"] / r["latency_s"] / (m["gflop"] / m["latency_s"])), results["device"]])
     return ["## Custom networks versus MONAI U-Nets of about the same parameter count", "",
             "Untrained, batch 1, eval mode. `latency` runs under `torch.no_grad` as MONAI's evaluators do; `after` "
@@ -113,8 +127,8 @@ def torchrun_section(results: dict) -> list[str]:
     rows = [[n, r["threads_per_process"], _f(r["samples"], 0), _f(r["seconds"], 1), _f(r["samples_per_s"], 2),
              _f(r["final_loss"], 4), results["device"]] for n, r in t["rows"].items()]
     return ["## torchrun: knee bundle, 1 and 2 processes (gloo)", "",
-            f"`train.json` + `multi_gpu_train.json` through `torch.distributed.run`, {t['epochs']} epochs on synthetic "
-            f"knee MR phantoms, overrides `{json.dumps(t['overrides'])}`; the same total thread count in both. "
+            f"`train.json` + `multi_gpu_train.json` through `torch.distributed.run`, {t['epochs']} epoch(s) on "
+            f"{'generated boxes' if results['profile'] == 'quick' else 'synthetic knee MR phantoms'}, overrides `{json.dumps(t['overrides'])}`; the same total thread count in both. "
             "Samples per second over the epochs after the first (the whole run when there is one epoch); final "
             "loss = mean training loss of the last epoch, averaged over ranks.", "",
             *_table(["processes", "threads each", "samples", "s", "samples/s", "final loss", "device"], rows), "",
@@ -161,7 +175,8 @@ def markdown(results: dict, profile: dict | None = None) -> str:
     if results.get("plots"):
         text += ["## Plots", "", *[f"![{Path(p).stem}](img/{Path(p).name})" for p in results["plots"]], ""]
     if profile is not None:
-        text += ["## Profile (sizes of this run)", "", "```json", json.dumps(profile, indent=1, default=list), "```", ""]
+        text += ["## Profile (sizes of this run, `scripts.benchmark.PROFILES`)", "", "```",
+                 *[f"{key}: {json.dumps(value, default=list)}" for key, value in profile.items()], "```", ""]
     return "\n".join(text) + "\n"
 
 
