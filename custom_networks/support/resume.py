@@ -8,7 +8,6 @@ a truncated ``model.pt``; :class:`AtomicCheckpointSaver` is the same handler wit
 
 from __future__ import annotations
 
-import logging
 import random
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,6 @@ from monai.transforms import Randomizable, Transform
 
 from custom_networks.support.checkpoints import CheckpointError, read_checkpoint
 from custom_networks.support.paths import as_bool
-
-logger = logging.getLogger(__name__)
 
 
 class AtomicCheckpointSaver(CheckpointSaver):
@@ -147,7 +144,9 @@ class ResumableTraining:
 
     On start, when ``enabled`` and ``checkpoint`` exists, everything is restored and training goes on at the
     next epoch; a run that had reached ``max_epochs`` does nothing (pass a larger ``--max_epochs`` to train
-    longer, or ``--resume false`` to start again). Defaults: ``enabled=True``.
+    longer, or ``--resume false`` to start again). Defaults: ``enabled=True``. Under ``torchrun`` every rank
+    restores rank 0's random generators (the one saved), so a resumed multi-process run is equivalent to, not
+    bit-identical with, an uninterrupted one; single-process resumes are bit-identical (tested).
     """
 
     def __init__(self, checkpoint: str, save_dict: dict, evaluator: Engine | None = None,
