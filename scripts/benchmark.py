@@ -16,7 +16,7 @@ Sections (sizes of each profile in :data:`PROFILES`, printed into the markdown):
   pipeline costs nothing). Three loader set-ups: the bundles' ``CacheDataset`` + ``DataLoader(num_workers=0)``,
   plain ``Dataset`` (no cache), and ``CacheDataset`` + ``ThreadDataLoader`` (random transforms in a thread).
 - **inference**: each bundle's ``inference.json`` on a synthetic volume written as NIfTI (untrained weights
-  saved as ``model.pt``: timing only), in its own process: wall time, peak RSS (``os.wait4``), FLOPs of every
+  saved as ``model.pt``: timing only), in its own process: wall time, that process's peak RSS (``VmHWM``), FLOPs of every
   network forward (``FlopCounterMode``) and achieved GFLOP/s relative to the conv throughput, over the network
   forwards alone and over the whole pipeline. Head-and-neck: ``inference.json`` (TwoStageUNet) versus
   ``inference_baseline.json`` (UNet3D, sliding windows) on the same volume.
@@ -345,6 +345,17 @@ def _record_forwards(leaves: dict) -> tuple[dict, list]:
     return calls, handles
 
 
+def _own_peak_rss_gb() -> float:
+    """This process's own peak RSS (``VmHWM``, GB). Not ``getrusage``/``wait4``: Linux carries the parent's
+    high-water mark into a forked child across ``exec``, so those report at least the parent's RSS."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20  # kB
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 def infer_child(spec_file: str) -> None:
     """One inference pipeline in this (fresh) process, described by a JSON spec; prints one RESULT line."""
     import torch
@@ -375,27 +386,21 @@ def infer_child(spec_file: str) -> None:
         flops = {s: flops_of(leaves[name], s) for s in shapes}
         per_net[name] = {"forwards": len(rows), "gflop": sum(flops[tuple(s)] for s, _ in rows) / 1e9,
                          "seconds": sum(t for _, t in rows), "shapes": sorted(list(s) for s in shapes)}
-    result = {"wall_s": wall, "networks": per_net,
+    result = {"wall_s": wall, "networks": per_net, "peak_rss_gb": _own_peak_rss_gb(),
               "gflop": sum(v["gflop"] for v in per_net.values()),
               "forward_s": sum(v["seconds"] for v in per_net.values())}
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def run_child(args: list[str], threads: int, env_extra: dict | None = None, timeout: float | None = None) -> tuple[str, float]:
-    """Run ``python -m scripts.benchmark <args>`` in a fresh process; returns (stdout, its own peak RSS in GB)."""
+def run_child(args: list[str], threads: int) -> str:
+    """Run ``python -m scripts.benchmark <args>`` in a fresh process with ``threads`` threads; returns its stdout."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-           "PYTHONPATH": os.pathsep.join(p for p in [str(REPO), os.environ.get("PYTHONPATH", "")] if p),
-           **(env_extra or {})}
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "scripts.benchmark", *args], cwd=REPO, env=env,
-                                stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage: its max RSS alone
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0), err.seek(0)
-        stdout, stderr = out.read(), err.read()
+           "PYTHONPATH": os.pathsep.join(p for p in [str(REPO), os.environ.get("PYTHONPATH", "")] if p)}
+    proc = subprocess.run([sys.executable, "-m", "scripts.benchmark", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"benchmark child {args} failed ({proc.returncode}):\n{stderr[-3000:]}")
-    return stdout, usage.ru_maxrss / 2**20  # KiB on Linux
+        raise RuntimeError(f"benchmark child {args} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc.stdout
 
 
 def _result_line(stdout: str) -> dict:
@@ -411,10 +416,7 @@ def infer_one(bundle: str, files: list[str], image: Path, tmp: Path, overrides: 
     spec_file = tmp / "spec.json"
     spec_file.parent.mkdir(parents=True, exist_ok=True)
     spec_file.write_text(json.dumps(spec))
-    stdout, rss = run_child(["infer_child", str(spec_file)], threads)
-    result = _result_line(stdout)
-    result["peak_rss_gb"] = rss
-    return result
+    return _result_line(run_child(["infer_child", str(spec_file)], threads))
 
 
 def inference(bundles: list[str], tmp: Path, profile: dict, conv: dict, threads: int) -> dict:

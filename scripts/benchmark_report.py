@@ -24,6 +24,15 @@ def _g(value) -> str:
     return f"{value:.3g}"
 
 
+def _rss(run: dict, results: dict) -> str:
+    """Peak RSS cell. Runs marked ``rss_source: wait4`` (before the ``VmHWM`` fix) report max(parent's RSS at fork,
+    the child's own peak): the smallest such value is the parent's, so it is only an upper bound ("<=")."""
+    if run.get("rss_source") != "wait4":
+        return _f(run["peak_rss_gb"])
+    floor = min(r["peak_rss_gb"] for e in results["inference"].values() for r in e["runs"].values())
+    return f"<= {_f(run['peak_rss_gb'])}" if run["peak_rss_gb"] <= floor + 1e-6 else _f(run["peak_rss_gb"])
+
+
 def _data(results: dict) -> str:
     """Where the training data of this profile came from."""
     if results["profile"] == "quick":
@@ -76,7 +85,8 @@ def inference_section(results: dict) -> list[str]:
         for name, r in entry["runs"].items():
             forwards = ", ".join(f"{k} x{v['forwards']}" for k, v in r["networks"].items())
             rows.append([f"{bundle} `{name}`", "x".join(map(str, entry["volume_shape"])), _f(r["wall_s"], 1),
-                         _f(r.get("extrapolated_full_volume_s"), 0), _f(r["peak_rss_gb"]), _g(r["gflop"]),
+                         _f(r.get("extrapolated_full_volume_s"), 0),
+                         _rss(r, results), _g(r["gflop"]),
                          forwards, _g(r["gflops_per_s_network"]), _f(r["efficiency_network"]),
                          _f(r["efficiency_pipeline"]), results["device"]])
         if "two_stage_speedup" in entry:
@@ -91,13 +101,14 @@ def inference_section(results: dict) -> list[str]:
                   "[bundles/head_neck_two_stage_unet/docs/README.md](../bundles/head_neck_two_stage_unet/docs/README.md) "
                   "(see also [results.md](results.md)).", ""]
     return ["## Inference: each bundle's `inference.json` on a full-size synthetic volume", "",
-            "Each run is its own process (peak RSS from `os.wait4`), with untrained weights saved as `model.pt` "
+            "Each run is its own process (peak RSS: that process's `VmHWM`), with untrained weights saved as `model.pt` "
             "(timing only). GFLOP: `FlopCounterMode` count of every network forward the pipeline made. Efficiency = "
             "achieved GFLOP/s / the conv throughput above (conv2d for the 2D bundles, conv3d for head-and-neck), "
             "over the network forwards alone (`network`) and over the whole pipeline wall time (`pipeline`, which "
             f"adds loading, resampling, inversion, saving). Goal: >= {GOALS['efficiency']}. 2D bundles ran on a slab "
             "of the full-size slice; `full volume s` scales that per slice to 200 CT / 160 knee slices "
-            "(extrapolated, not measured).", "",
+            "(extrapolated, not measured). An efficiency above 1 means the conv yardstick was timed at a busier "
+            "moment of the shared CPU than the pipeline.", "",
             *_table(["pipeline", "volume", "wall s", "full volume s (extrap.)", "peak RSS GB", "GFLOP", "forwards",
                      "GFLOP/s (network)", "efficiency network", "efficiency pipeline", "device"], rows), "", *hn]
 
@@ -134,7 +145,11 @@ def torchrun_section(results: dict) -> list[str]:
             *_table(["processes", "threads each", "samples", "s", "samples/s", "final loss", "device"], rows), "",
             f"2 processes / 1 process: **{_f(t['speedup'])}x** samples per second; final losses differ by "
             f"{_f(100 * t['loss_relative_difference'], 1)} % (2 ranks see a global batch twice as large and a "
-            "different sample order, so they agree only approximately).", ""]
+            "different sample order, so they agree only approximately).", "",
+            *(["**Not a scaling result**: 2 processes on 2 cores can be at most 2x faster; a larger figure means the "
+               "1-process run was slowed by something else (other jobs on the shared CPU, or 2 OpenMP threads "
+               "contending with them), so this run does not measure torchrun scaling.", ""]
+              if t["speedup"] > 2.05 else [])]
 
 
 def headline(results: dict) -> list[str]:
@@ -169,7 +184,7 @@ def markdown(results: dict, profile: dict | None = None) -> str:
             "absolute seconds are slower than on an idle machine and single timings are noisy; ratios measured side "
             "by side move less, and the conv throughput below is the same run's yardstick. All data is synthetic (phantoms or generated "
             "volumes) and all weights untrained, so nothing here is an accuracy; accuracy is in [results.md](results.md).",
-            "", "## Headline", "", *headline(results), "",
+            "", *[f"Note: {n}" for n in results.get("notes", [])], "", "## Headline", "", *headline(results), "",
             *conv_section(results), *training_section(results), *inference_section(results),
             *networks_section(results), *torchrun_section(results)]
     if results.get("plots"):
@@ -274,9 +289,11 @@ def reference_overlay(out: str = "docs/img/real_ct_reference.png", slice_index: 
 
 def render(json_file: str, out: str = "docs") -> None:
     """Re-render ``benchmarks.md`` and the plots from a stored ``benchmarks.json``."""
+    from scripts.benchmark import PROFILES
+
     results = json.loads(Path(json_file).read_text())
     results["plots"] = plots(results, Path(out) / "img")
-    (Path(out) / "benchmarks.md").write_text(markdown(results))
+    (Path(out) / "benchmarks.md").write_text(markdown(results, PROFILES[results["profile"]]))
 
 
 if __name__ == "__main__":
