@@ -20,7 +20,7 @@ import numpy as np
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
-__all__ = ["CheckDicomSeriesd", "DicomSeriesError", "check_dicom_series"]
+__all__ = ["CheckDicomSeriesd", "DicomSeriesError", "check_dicom_series", "read_dicom_series"]
 
 ONE_SERIES_HINT = (
     "Pass a folder that holds exactly one DICOM series (move each series into its own folder, "
@@ -146,6 +146,26 @@ def check_dicom_series(
         the paths of the series' files, sorted along the slice normal (by ``InstanceNumber`` when positions
         are absent, then by file name).
     """
+    return _read_series(folder, max_gap_ratio, check_instance_numbers)[0]
+
+
+def read_dicom_series(
+    folder: str | os.PathLike,
+    max_gap_ratio: float = 1.5,
+    check_instance_numbers: bool = True,
+) -> list:
+    """:func:`check_dicom_series`, returning the slices' headers (pydicom Datasets without pixel data) in slice
+    order instead of their paths, so a caller that needs the headers does not read every file again."""
+    paths, headers = _read_series(folder, max_gap_ratio, check_instance_numbers)
+    return [headers[p] for p in paths]
+
+
+def _read_series(
+    folder: str | os.PathLike,
+    max_gap_ratio: float = 1.5,
+    check_instance_numbers: bool = True,
+) -> tuple[list[str], dict]:
+    """The checks of :func:`check_dicom_series`; returns (paths in slice order, path -> header)."""
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise DicomSeriesError(f"{folder} is not a folder: pass the folder that holds the DICOM series' files.")
@@ -202,7 +222,7 @@ def check_dicom_series(
             lambda ds: tuple(np.round(np.asarray(ds.PixelSpacing, float), 4).tolist()),
         )
     if len(paths) == 1:
-        return paths
+        return paths, headers
 
     # 3. slice positions along the normal: duplicates and gaps
     def instance(p):
@@ -269,7 +289,7 @@ def check_dicom_series(
                     + f" (median step {_fmt(median_n)}). {COMPLETE_SERIES_HINT} If the numbering skips on "
                     "purpose and the positions are complete, pass check_instance_numbers=False."
                 )
-    return paths
+    return paths, headers
 
 
 def _check_same(folder: str, headers: Mapping, what: str, value) -> None:

@@ -34,7 +34,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform
 from monai.utils import convert_to_numpy
 
-from .dicom import check_dicom_series
+from .dicom import read_dicom_series
 from .mesh import SaveSurfaceMeshd
 from .paths import as_bool
 
@@ -118,8 +118,8 @@ def segment_names(channel_def: Mapping[str, str]) -> dict[int, str]:
 def read_series_headers(folder: str | os.PathLike) -> list:
     """The headers (pydicom Datasets, no pixel data) of the one series in ``folder``, sorted along the slice normal.
 
-    The folder is checked with :func:`custom_networks.support.dicom.check_dicom_series` (one series, no missing
-    or duplicate slices). The sort is by ``ImagePositionPatient`` projected on the normal
+    The folder is read and checked by :func:`custom_networks.support.dicom.read_dicom_series` (one series, no
+    missing or duplicate slices; each header read once). The sort is by ``ImagePositionPatient`` projected on the normal
     ``row direction x column direction`` of ``ImageOrientationPatient``, ascending.
 
     In the returned in-memory copies (the files are never written), a blank ``SOPClassUID`` / ``SOPInstanceUID``
@@ -131,9 +131,7 @@ def read_series_headers(folder: str | os.PathLike) -> list:
             (a SEG must reference them), e.g. the anonymised example series in ``../shared/data``.
         DicomSegGridError: a slice has no ``ImagePositionPatient``, ``ImageOrientationPatient`` or ``PixelSpacing``.
     """
-    import pydicom
-
-    headers = [pydicom.dcmread(p, stop_before_pixels=True) for p in check_dicom_series(folder)]
+    headers = read_dicom_series(folder)
     for ds in headers:
         # anonymisers sometimes blank the dataset's SOP Class/Instance UIDs but keep the file meta copies, which
         # PS3.10 7.1 defines as the same values (Media Storage SOP Class/Instance UID): take them from there
@@ -160,10 +158,7 @@ def read_series_headers(folder: str | os.PathLike) -> list:
                     f"{folder}: {os.path.basename(ds.filename)} has no {tag}, so a DICOM SEG cannot be placed on "
                     "the series. Turn save_dicom_seg off for this input (the NIfTI label map is still written)."
                 )
-    iop = np.asarray(headers[0].ImageOrientationPatient, float)
-    normal = np.cross(iop[:3], iop[3:])
-    headers.sort(key=lambda ds: float(np.dot(np.asarray(ds.ImagePositionPatient, float), normal)))
-    return headers
+    return headers  # every slice has a position here, so read_dicom_series sorted them along the normal
 
 
 def label_frames(label: np.ndarray, affine: np.ndarray, headers: Sequence, source: str = "the series") -> np.ndarray:
