@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 
 from .quantization import weight_codes
+from ..support.paths import write_atomically
 from .threshold_pruning import conv_layers
 
 __all__ = [
@@ -112,13 +113,7 @@ def load_compressed_pre_hook(module: nn.Module, state_dict: dict, prefix: str, *
 def save_checkpoint(state_dict: Mapping[str, torch.Tensor], path: str) -> None:
     """Write ``state_dict`` atomically (temp file + rename): a kill never leaves half a file."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        torch.save(dict(state_dict), tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_atomically(path, lambda tmp: torch.save(dict(state_dict), tmp))
 
 
 def conv_weight_count(net: nn.Module) -> tuple[int, int]:

@@ -36,7 +36,7 @@ from monai.utils import convert_to_numpy
 
 from .dicom import read_dicom_series
 from .mesh import SaveSurfaceMeshd
-from .paths import as_bool
+from .paths import as_bool, write_atomically
 
 __all__ = [
     "DicomSegGridError",
@@ -334,14 +334,7 @@ def write_dicom_seg(
         seg = hd.seg.Segmentation(**options)
     finally:
         quiet.setLevel(level)
-    path = os.fspath(path)
-    tmp = f"{path}.tmp"
-    try:
-        seg.save_as(tmp, enforce_file_format=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_atomically(path, lambda tmp: seg.save_as(tmp, enforce_file_format=True))
     return int(seg.NumberOfFrames)
 
 

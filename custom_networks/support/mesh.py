@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Hashable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from monai.transforms import MapTransform
 from monai.utils import convert_to_numpy
 from scipy import ndimage as ndi
 
-from .paths import as_bool
+from .paths import as_bool, write_atomically
 
 __all__ = ["SaveSurfaceMeshd", "label_surface_mesh", "save_surface_mesh"]
 
@@ -74,17 +75,15 @@ def save_surface_mesh(
 ) -> int:
     """Write the surface of ``mask`` (see :func:`label_surface_mesh`) as a binary STL at ``path``.
 
-    The file is written to ``<path>.tmp`` and renamed, so an interrupted run never leaves a truncated
+    The file is written to a temporary file and renamed, so an interrupted run never leaves a truncated
     STL. Returns the number of triangles (0 writes an empty but valid STL).
     """
     import trimesh
 
     verts, faces = label_surface_mesh(mask, affine, min_component_voxels)
     mesh = trimesh.Trimesh(vertices=verts, faces=faces, process=False)
-    tmp = f"{os.fspath(path)}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(trimesh.exchange.stl.export_stl(mesh))
-    os.replace(tmp, path)
+    data = trimesh.exchange.stl.export_stl(mesh)
+    write_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
     return len(faces)
 
 

@@ -75,3 +75,16 @@ def as_bool(value: object, name: str = "flag") -> bool:
             return False
         raise ValueError(f"{name} must be true or false, got {value!r}.")
     return bool(value)
+
+
+def write_atomically(path: str | os.PathLike, write) -> None:
+    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it over ``path``: a killed or failed
+    write leaves the previous file (or none), never half a file, and no temporary file behind."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
