@@ -345,7 +345,7 @@ def _record_forwards(leaves: dict) -> tuple[dict, list]:
     return calls, handles
 
 
-def _own_peak_rss_gb() -> float:
+def peak_rss_gb() -> float:
     """This process's own peak RSS (``VmHWM``, GB). Not ``getrusage``/``wait4``: Linux carries the parent's
     high-water mark into a forked child across ``exec``, so those report at least the parent's RSS."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -386,7 +386,7 @@ def infer_child(spec_file: str) -> None:
         flops = {s: flops_of(leaves[name], s) for s in shapes}
         per_net[name] = {"forwards": len(rows), "gflop": sum(flops[tuple(s)] for s, _ in rows) / 1e9,
                          "seconds": sum(t for _, t in rows), "shapes": sorted(list(s) for s in shapes)}
-    result = {"wall_s": wall, "networks": per_net, "peak_rss_gb": _own_peak_rss_gb(),
+    result = {"wall_s": wall, "networks": per_net, "peak_rss_gb": peak_rss_gb(),
               "gflop": sum(v["gflop"] for v in per_net.values()),
               "forward_s": sum(v["seconds"] for v in per_net.values())}
     print("RESULT " + json.dumps(result), flush=True)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import fire
 
+from .benchmark import peak_rss_gb
 from .export import bundle_parser, load_weights, median_seconds
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,10 +50,6 @@ THESIS = {
 }
 
 
-def _peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-
-
 def _current_rss_gb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -68,7 +64,7 @@ def _child(kind: str, spec_file: str) -> None:
 
     torch.set_num_threads(spec["threads"])
     result = _net_latency(spec) if kind == "net" else _pipeline(spec)
-    result["peak_rss_gb"] = round(_peak_rss_gb(), 3)
+    result["peak_rss_gb"] = round(peak_rss_gb(), 3)
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -113,7 +109,7 @@ def _net_latency(spec: dict) -> dict:
     with torch.inference_mode():
         latency = median_seconds(net, x, spec["repeats"])
     # the forward's own memory: the process's high-water mark above what it held before the first forward
-    return {"latency_s": round(latency, 3), "forward_memory_gb": round(_peak_rss_gb() - before, 3)}
+    return {"latency_s": round(latency, 3), "forward_memory_gb": round(peak_rss_gb() - before, 3)}
 
 
 def _pipeline(spec: dict) -> dict:
