@@ -39,6 +39,7 @@ __all__ = [
     "organ_box",
     "expand_box",
     "jitter_box",
+    "scale_box",
     "box_slices",
     "crop_and_resize",
     "paste_max",
@@ -86,6 +87,20 @@ def jitter_box(box: Box, shape: Sequence[int], jitter: int, rng: np.random.Rando
     return tuple(out)
 
 
+def scale_box(box: Box, shape: Sequence[int], new_shape: Sequence[int]) -> Box:
+    """``box`` on a grid of ``shape`` as a box on a grid of ``new_shape`` over the same extent, rounded outwards.
+
+    Voxel ``i`` of an axis of ``n`` voxels covers ``[i, i + 1) * new / n`` of the new axis (the
+    ``align_corners=False`` convention of the resize into stage 1), so the new box holds every voxel that any
+    voxel of the old one touches.
+    """
+    out = []
+    for (lo, hi), n, m in zip(box, shape, new_shape):
+        f = int(m) / int(n)
+        out.append((max(0, math.floor(lo * f)), min(int(m), math.ceil(hi * f))))
+    return tuple(out)
+
+
 def box_slices(box: Box) -> tuple[slice, ...]:
     """``box`` as a tuple of slices over the spatial axes."""
     return tuple(slice(lo, hi) for lo, hi in box)
@@ -113,11 +128,12 @@ class TwoStageUNet(nn.Module):
     ``AsDiscrete(argmax=True)`` gives the label map:
 
     1. the volume is resized (trilinear) to ``stage1_size`` (thesis 208 x 208 x 72) and segmented by
-       ``stage1`` (:class:`~custom_networks.unet3d.UNet3D`, 1 + n_organs classes); its logits are resized back
-       (trilinear) and argmax-ed;
-    2. per organ, the box of the largest connected component of that label, enlarged (:func:`expand_box`), is
-       cut from ``x``, resized to the organ's ``crop_sizes`` entry (thesis Table 3-2) and segmented by
-       ``stage2[organ]`` (UNet3D, 2 classes);
+       ``stage1`` (:class:`~custom_networks.unet3d.UNet3D`, 1 + n_organs classes), argmax-ed on that grid;
+    2. per organ, the box of the largest connected component of that label is scaled to ``x``'s grid
+       (:func:`scale_box`, rounded outwards), enlarged (:func:`expand_box`), cut from ``x``, resized to the
+       organ's ``crop_sizes`` entry (thesis Table 3-2) and segmented by ``stage2[organ]`` (UNet3D, 2 classes).
+       Boxes come from stage 1's own output grid, as in the thesis: resizing 9 channels of logits to a
+       512 x 512 x 200 input and searching components there took 27 of the pipeline's 96 s (docs/benchmarks.md);
     3. the foreground probabilities are pasted back (:func:`paste_max`); channel 0 is the constant 0.5, so the
        argmax is the most probable organ where it exceeds 0.5 and background elsewhere. An organ stage 1 misses
        stays empty and a warning names it.
@@ -166,16 +182,18 @@ class TwoStageUNet(nn.Module):
                 raise ValueError(f"{name} = {size} must be divisible by {self.stage1.size_multiple} in every axis.")
 
     def stage1_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Stage-1 logits resized back to ``x``'s grid: (B, 1 + n_organs, X, Y, Z)."""
-        small = F.interpolate(x, size=self.stage1_size, mode="trilinear", align_corners=False)
-        return F.interpolate(self.stage1(small), size=x.shape[2:], mode="trilinear", align_corners=False)
+        """Stage-1 logits on the stage-1 grid: (B, 1 + n_organs, *stage1_size)."""
+        return self.stage1(F.interpolate(x, size=self.stage1_size, mode="trilinear", align_corners=False))
 
-    def organ_boxes(self, labels: torch.Tensor) -> dict[str, Box | None]:
-        """Enlarged stage-2 box of every organ in a (X, Y, Z) label map (None where the organ is absent)."""
+    def organ_boxes(self, labels: torch.Tensor, shape: Sequence[int]) -> dict[str, Box | None]:
+        """Enlarged stage-2 box, on a grid of ``shape``, of every organ in a (X, Y, Z) label map on any grid
+        covering the same extent (None where the organ is absent)."""
         boxes = {}
         for i, organ in enumerate(self.organs, start=1):
             box = organ_box(labels == i)
-            boxes[organ] = None if box is None else expand_box(box, labels.shape, self.min_margin, self.fraction)
+            if box is not None:
+                box = expand_box(scale_box(box, labels.shape, shape), shape, self.min_margin, self.fraction)
+            boxes[organ] = box
         return boxes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -189,13 +207,12 @@ class TwoStageUNet(nn.Module):
     def _segment(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.stage1_logits(x)
         if not self.use_stage2:
-            return torch.softmax(logits, dim=1)
+            return torch.softmax(F.interpolate(logits, size=x.shape[2:], mode="trilinear", align_corners=False), dim=1)
         labels = logits.argmax(dim=1)
-        del logits
         out = torch.zeros((x.shape[0], 1 + len(self.organs)) + tuple(x.shape[2:]), dtype=x.dtype, device=x.device)
         out[:, 0] = 0.5
         for b in range(x.shape[0]):
-            for i, (organ, box) in enumerate(self.organ_boxes(labels[b]).items(), start=1):
+            for i, (organ, box) in enumerate(self.organ_boxes(labels[b], x.shape[2:]).items(), start=1):
                 if box is None:
                     warnings.warn(f"stage 1 found no {organ} in volume {b}; its output is empty.", stacklevel=2)
                     continue

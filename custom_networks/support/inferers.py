@@ -18,15 +18,27 @@ class LargeSliceInferer(SliceInferer):
     ``window`` pixels within each slice instead (MONAI's sliding-window blending, ``overlap`` as configured),
     and a warning says so. Inputs ``(B, C, H, W, D)``, outputs as ``SliceInferer``. Smaller slices are
     segmented whole, exactly as before.
+
+    ``inference_mode=True`` (default) runs the slices under ``torch.inference_mode`` rather than the evaluator's
+    ``torch.no_grad``: no autograd bookkeeping at all, 12-18 % faster forwards for EASUNet and MSRAttentionUNet
+    on 2 CPU cores (``docs/benchmarks.md``). The output is returned as an ordinary tensor.
     """
 
     def __init__(self, spatial_dim: int = 0, *args: Any, max_slice_pixels: int = 1024 * 1024,
-                 window: Sequence[int] = (512, 512), **kwargs: Any) -> None:
+                 window: Sequence[int] = (512, 512), inference_mode: bool = True, **kwargs: Any) -> None:
         super().__init__(spatial_dim, *args, **kwargs)
         self.max_slice_pixels = int(max_slice_pixels)
         self.window = tuple(int(w) for w in window)
+        self.inference_mode = bool(inference_mode)
 
     def __call__(self, inputs: torch.Tensor, network, *args: Any, **kwargs: Any):
+        if not self.inference_mode:
+            return self._segment(inputs, network, *args, **kwargs)
+        with torch.inference_mode():
+            out = self._segment(inputs, network, *args, **kwargs)
+        return out.clone()  # an inference tensor refuses later in-place updates (e.g. by postprocessing)
+
+    def _segment(self, inputs: torch.Tensor, network, *args: Any, **kwargs: Any):
         spatial = list(inputs.shape[2:])
         in_plane = [s for i, s in enumerate(spatial) if i != self.spatial_dim]
         whole = tuple(self.orig_roi_size) == (-1, -1)

@@ -19,6 +19,7 @@ from custom_networks.two_stage import (
     foreground_weight,
     organ_box,
     paste_max,
+    scale_box,
 )
 
 ORGANS = ("a", "b", "c")
@@ -113,6 +114,35 @@ def test_two_stage_forward_merges_stage2_outputs_at_full_resolution(monkeypatch)
         dice = 2 * ((pred == i) & (lab == i)).sum() / ((pred == i).sum() + (lab == i).sum())
         assert dice > 0.8, (i, float(dice))  # trilinear resizes blur the borders of a 7x6x5 organ
     assert (pred[lab == 0] == 0).float().mean() > 0.99
+
+
+def test_scale_box_rounds_outwards_and_covers_every_touched_voxel():
+    assert scale_box(((2, 5), (0, 3), (1, 2)), (10, 12, 8), (20, 36, 20)) == ((4, 10), (0, 9), (2, 5))
+    assert scale_box(((0, 10), (0, 12), (0, 8)), (10, 12, 8), (33, 35, 21)) == ((0, 33), (0, 35), (0, 21))
+    lab = label_map()
+    lab[38, 1, 1] = 0
+    for i in range(1, 4):  # a coarse mask of every 2x2x2 block the organ touches: its scaled box is the fine
+        coarse = torch.nn.functional.max_pool3d((lab == i).float()[None, None], 2)[0, 0] > 0  # box, rounded out
+        box, fine = scale_box(organ_box(coarse), coarse.shape, lab.shape), organ_box(lab == i)
+        assert all(lo <= flo and fhi <= hi and flo - lo <= 1 and hi - fhi <= 1
+                   for (lo, hi), (flo, fhi) in zip(box, fine)), (i, box, fine)
+
+
+def test_two_stage_boxes_from_stage1_grid_find_the_organs_at_full_resolution(monkeypatch):
+    """Stage 1 answers on its own, coarser grid (half size here); the boxes are scaled to the input's grid."""
+    lab = label_map()
+    lab[38, 1, 1] = 0
+    net = TwoStageUNet(ORGANS, {o: (24, 24, 16) for o in ORGANS}, **TINY).eval()
+    coarse = torch.nn.functional.interpolate(lab[None, None].float(), size=(20, 18, 10), mode="nearest")[0, 0].long()
+    monkeypatch.setattr(net, "stage1_logits", lambda x: torch.nn.functional.one_hot(coarse, 4).permute(3, 0, 1, 2)[None].float())
+    for i, organ in enumerate(ORGANS, start=1):
+        net.stage2[organ] = _Indicator(i / 4)
+    with torch.no_grad():
+        pred = net((lab / 4).float()[None, None]).argmax(1)[0]
+    assert pred.shape == lab.shape
+    for i in range(1, 4):
+        dice = 2 * ((pred == i) & (lab == i)).sum() / ((pred == i).sum() + (lab == i).sum())
+        assert dice > 0.8, (i, float(dice))
 
 
 def test_two_stage_missing_organ_warns_and_stays_empty(monkeypatch):
