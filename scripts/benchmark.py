@@ -16,20 +16,22 @@ Sections (sizes of each profile in :data:`PROFILES`, printed into the markdown):
   pipeline costs nothing). Three loader set-ups: the bundles' ``CacheDataset`` + ``DataLoader(num_workers=0)``,
   plain ``Dataset`` (no cache), and ``CacheDataset`` + ``ThreadDataLoader`` (random transforms in a thread).
 - **inference**: each bundle's ``inference.json`` on a synthetic volume written as NIfTI (untrained weights
-  saved as ``model.pt``: timing only), in its own process: wall time, that process's peak RSS (``VmHWM``), FLOPs of every
-  network forward (``FlopCounterMode``) and achieved GFLOP/s relative to the conv throughput, over the network
-  forwards alone and over the whole pipeline. Head-and-neck: ``inference.json`` (TwoStageUNet) versus
+  saved as ``model.pt``: timing only), each run in its own process forked from a warm fork server
+  (:mod:`scripts.benchmark_worker`): wall time, that process's peak RSS (``VmHWM``), FLOPs of every network
+  forward (``FlopCounterMode``) and achieved GFLOP/s relative to the conv throughput, over the network forwards
+  alone and over the whole pipeline. The same pipeline again with its bottleneck fix undone
+  (:data:`BEFORE_FIXES`), for before/after in one run. Head-and-neck: ``inference.json`` (TwoStageUNet) versus
   ``inference_baseline.json`` (UNet3D, sliding windows) on the same volume.
 - **networks**: each custom network versus a MONAI ``BasicUNet`` (2D) / ``UNet`` (3D) of about the same
   parameter count: parameters, GFLOPs, forward latency; and the custom network again with
-  ``torch.inference_mode`` + channels-last memory format (before/after of the fix tried here).
+  ``torch.inference_mode`` + channels-last memory format (the 2D bundles' fix, network alone).
 - **torchrun**: the knee bundle's ``train.json`` + ``multi_gpu_train.json`` with 1 and 2 processes (gloo on
   the CPU; the same total thread count): training samples per second and final mean loss.
 """
 
 from __future__ import annotations
 
-import contextlib
+import concurrent.futures
 import json
 import math
 import os
@@ -44,7 +46,6 @@ from typing import Any
 import fire
 import numpy as np
 
-from .export import median_seconds
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -53,7 +54,8 @@ HN_ORGANS = ["brainstem", "eye_left", "eye_right", "optic_nerve_left", "optic_ne
              "parotid_right", "mandible"]
 
 #: Sizes per profile. ``None`` widths: the bundle's own default. "standard" is what fits about 15 minutes on
-#: 2 shared CPU cores; "quick" runs in under a minute (tiny widths, tiny volumes).
+#: 2 shared CPU cores; "quick" runs in under a minute (tiny widths, tiny volumes, its sections side by side
+#: (``concurrent``), so its timings are a smoke test, not a measurement).
 TINY_2D = {"knee_eas_unet": {"network_def#features": [4, 8, 16, 32, 64]},
            "lower_limb_afu_unet": {"network_def#features": [4, 8, 16, 32]},
            "spine_msr_attention_unet": {"network_def#features": [8, 16, 32, 64, 128]}}
@@ -80,6 +82,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
         "full_slices": {"knee_eas_unet": 160, "lower_limb_afu_unet": 200, "spine_msr_attention_unet": 200},
         "networks": {"scale": 1 / 16, "size2d": 32, "size3d": (16, 16, 16)},
+        "concurrent": True,
         "torchrun": {"data": "blobs", "volumes": 4, "epochs": 1,
                      "overrides": {**TINY_2D["knee_eas_unet"], "slices_per_volume": 2}},
     },
@@ -101,6 +104,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
         "full_slices": {"knee_eas_unet": 160, "lower_limb_afu_unet": 200, "spine_msr_attention_unet": 200},
         "networks": {"scale": 1.0, "size2d": 128, "size3d": (48, 48, 48)},
+        "concurrent": False,
         "torchrun": {"data": "phantoms", "volumes": 6, "epochs": 2,
                      "overrides": {"network_def#features": [8, 16, 32, 64, 128], "slices_per_volume": 2}},
     },
@@ -155,9 +159,18 @@ def workflow(bundle: str, files: list[str], kind: str, **overrides):
                           bundle_root=str(configs.parent), **overrides)
 
 
+def device_and_conv(profile: dict) -> dict:
+    """The device, torch version and conv throughput of the processes this run measures in."""
+    import torch
+
+    return {"device": device_name(), "torch": torch.__version__, "conv": conv_throughput(profile)}
+
+
 def conv_throughput(profile: dict) -> dict:
     """GFLOP/s of one 3x3 conv2d and one 3^3 conv3d (same padding, batch 1) on this device, forward only."""
     import torch
+
+    from .export import median_seconds  # imports MONAI: only in the measuring children
 
     dev = _torch_device()
     out = {}
@@ -267,6 +280,8 @@ def _loader_overrides(variant: str, bundle: str) -> dict:
 
 def _pure_step_seconds(trainer, batch, repeats: int) -> float:
     """Median seconds of forward + loss + backward + step of the trainer's network on one fixed batch."""
+    from .export import median_seconds
+
     net, loss_fn, opt = trainer.network, trainer.loss_function, trainer.optimizer
     x, y = batch["image"].to(_torch_device()), batch["label"].to(_torch_device())
 
@@ -303,48 +318,25 @@ def train_one(bundle: str, data: Path, tmp: Path, variant: str, profile: dict) -
             "batch_shape": list(batch["image"].shape)}
 
 
-def training(bundles: list[str], tmp: Path, profile: dict) -> dict:
-    """The training section: every bundle, every loader set-up."""
-    out = {}
-    for bundle in bundles:
-        data = make_training_data(bundle, tmp / f"data_{bundle}", profile)
-        if data is None:
-            out[bundle] = {"skipped": f"no head-and-neck masks at {SHARED_DATA / 'hn_oar_masks'}"}
-            continue
-        rows = []
-        for variant in ("cache", "no_cache", "cache_thread"):
-            row = train_one(bundle, data, tmp / f"train_{bundle}_{variant}", variant, profile)
-            print(f"[benchmark] train {bundle} {variant}: {json.dumps(row)}", flush=True)
-            rows.append(row)
-        out[bundle] = {"overrides": profile["train"][bundle], "rows": rows}
-    return out
+def train_bundle(bundle: str, tmp: Path, profile: dict) -> dict:
+    """One bundle of the training section (its data, then every loader set-up); runs in a forked child."""
+    data = make_training_data(bundle, tmp / f"data_{bundle}", profile)
+    if data is None:
+        return {"skipped": f"no head-and-neck masks at {SHARED_DATA / 'hn_oar_masks'}"}
+    rows = []
+    for variant in ("cache", "no_cache", "cache_thread"):
+        row = train_one(bundle, data, tmp / f"train_{bundle}_{variant}", variant, profile)
+        print(f"[benchmark] train {bundle} {variant}: {json.dumps(row)}", flush=True)
+        rows.append(row)
+    return {"overrides": profile["train"][bundle], "rows": rows}
+
+
+def training(bundles: list[str], tmp: Path, profile: dict, threads: int) -> dict:
+    """The training section: every bundle, every loader set-up, one process per bundle."""
+    return {bundle: run_isolated("train_bundle", (bundle, tmp, profile), threads) for bundle in bundles}
 
 
 # ----------------------------------------------------------------------------------------------- inference
-def _leaf_networks(net) -> dict:
-    """The networks whose forwards are counted: stage 1 and each stage-2 net of TwoStageUNet, else the network."""
-    if hasattr(net, "stage1") and hasattr(net, "stage2"):
-        return {"stage1": net.stage1, **{f"stage2_{o}": m for o, m in net.stage2.items()}}
-    return {"network": net}
-
-
-def _record_forwards(leaves: dict) -> tuple[dict, list]:
-    """Hooks that record every forward's input shape and seconds: ``({name: [[shape, seconds], ...]}, handles)``."""
-    calls: dict[str, list] = {name: [] for name in leaves}
-    handles = []
-    for name, module in leaves.items():
-        def pre(_m, args, _n=name):
-            _sync()
-            calls[_n].append([tuple(args[0].shape), time.perf_counter()])
-
-        def post(_m, _args, _out, _n=name):
-            _sync()
-            calls[_n][-1][1] = time.perf_counter() - calls[_n][-1][1]
-
-        handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
-    return calls, handles
-
-
 def peak_rss_gb() -> float:
     """This process's own peak RSS (``VmHWM``, GB). Not ``getrusage``/``wait4``: Linux carries the parent's
     high-water mark into a forked child across ``exec``, so those report at least the parent's RSS."""
@@ -356,51 +348,51 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def infer_child(spec_file: str) -> None:
-    """One inference pipeline in this (fresh) process, described by a JSON spec; prints one RESULT line."""
-    import torch
+def start_fork_server() -> None:
+    """Start the fork server that imports :mod:`scripts.benchmark_worker` (MONAI, the networks, ITK) once, in the
+    background while this process works; every inference run is then a child forked from it."""
+    import multiprocessing
+    from multiprocessing import forkserver
 
-    spec = json.loads(Path(spec_file).read_text())
-    torch.set_num_threads(spec["threads"])
-    ckpt = Path(spec["overrides"]["ckpt_dir"])
-    ckpt.mkdir(parents=True, exist_ok=True)
-    wf = workflow(spec["bundle"], spec["files"], "infer", **spec["overrides"])
-    wf.initialize()
-    torch.manual_seed(0)
-    torch.save(wf.parser.get_parsed_content("network_def").state_dict(), ckpt / "model.pt")  # untrained weights
-    net = wf.parser.get_parsed_content("network")
-    leaves = _leaf_networks(net)
-    calls, handles = _record_forwards(leaves)
-    start = time.perf_counter()
-    wf.run()
-    _sync()
-    wall = time.perf_counter() - start
-    wf.finalize()
-    for handle in handles:
-        handle.remove()
-    per_net = {}
-    for name, rows in calls.items():
-        if not rows:
-            continue
-        shapes = {tuple(s) for s, _ in rows}
-        flops = {s: flops_of(leaves[name], s) for s in shapes}
-        per_net[name] = {"forwards": len(rows), "gflop": sum(flops[tuple(s)] for s, _ in rows) / 1e9,
-                         "seconds": sum(t for _, t in rows), "shapes": sorted(list(s) for s in shapes)}
-    result = {"wall_s": wall, "networks": per_net, "peak_rss_gb": peak_rss_gb(),
-              "gflop": sum(v["gflop"] for v in per_net.values()),
-              "forward_s": sum(v["seconds"] for v in per_net.values())}
-    print("RESULT " + json.dumps(result), flush=True)
+    multiprocessing.set_forkserver_preload(["scripts.benchmark_worker"])
+    forkserver.ensure_running()
 
 
-def run_child(args: list[str], threads: int) -> str:
-    """Run ``python -m scripts.benchmark <args>`` in a fresh process with ``threads`` threads; returns its stdout."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-           "PYTHONPATH": os.pathsep.join(p for p in [str(REPO), os.environ.get("PYTHONPATH", "")] if p)}
-    proc = subprocess.run([sys.executable, "-m", "scripts.benchmark", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"benchmark child {args} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return proc.stdout
+def _child(target: str, args: tuple, threads: int, conn) -> None:
+    from scripts.benchmark_worker import child_main  # already imported by the fork server: no cost here
+
+    child_main(target, args, threads, conn)
+
+
+def run_isolated(target: str, args: tuple, threads: int, timeout: float = 3600.0) -> Any:
+    """``target(*args)`` (a function of this module, or ``"module:function"``) with ``threads`` torch threads,
+    in its own process forked from the fork server; returns its result. Each measurement gets a fresh process
+    (its own peak RSS, no state from the runs before it) without paying the imports again."""
+    import multiprocessing
+
+    start_fork_server()
+    ctx = multiprocessing.get_context("forkserver")
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(target, args, threads, send), daemon=True)
+    proc.start()
+    send.close()
+    what = f"benchmark step {target}{args[:2]}"
+    try:
+        if not receive.poll(timeout):
+            raise TimeoutError(f"{what} took more than {timeout:.0f} s")
+        status, payload = receive.recv()
+    except EOFError:
+        proc.join(10)
+        raise RuntimeError(f"{what} died (exit code {proc.exitcode}; a negative code is the signal, -9 usually "
+                           "the kernel's out-of-memory killer)") from None
+    finally:
+        if proc.is_alive():
+            proc.join(30)
+        if proc.is_alive():
+            proc.kill()
+    if status != "ok":
+        raise RuntimeError(f"{what} failed:\n{payload}")
+    return payload
 
 
 def _result_line(stdout: str) -> dict:
@@ -408,36 +400,49 @@ def _result_line(stdout: str) -> dict:
     return json.loads(lines[-1][len("RESULT "):])
 
 
+#: The bottleneck fixes this benchmark led to, and the overrides that undo them: each bundle's "before" row
+#: runs its ``inference.json`` with these, in the same run as the fixed one.
+BEFORE_FIXES: dict[str, dict[str, Any]] = {
+    **{b: {"fix": "channels-last network + torch.inference_mode in LargeSliceInferer",
+           "overrides": {"channels_last": False, "inferer#inference_mode": False}}
+       for b in ("knee_eas_unet", "lower_limb_afu_unet", "spine_msr_attention_unet")},
+    "head_neck_two_stage_unet": {
+        "fix": "organ boxes from stage 1's own grid; argmax before Invertd (one label channel resampled nearest, "
+               "not nine probability channels bilinear)",
+        "overrides": {
+            "network_def#_target_": "scripts.benchmark_worker.FullGridBoxesTwoStageUNet",
+            "postprocessing#transforms#0": {"_target_": "Invertd", "keys": "pred", "transform": "@preprocessing",
+                                            "orig_keys": "image", "nearest_interp": False, "to_tensor": True},
+            "postprocessing#transforms#1": {"_target_": "AsDiscreted", "keys": "pred", "argmax": True}}},
+}
+
+
 def infer_one(bundle: str, files: list[str], image: Path, tmp: Path, overrides: dict, threads: int) -> dict:
-    """``files`` of ``bundle`` on ``image`` in a subprocess: wall, peak RSS, FLOPs and forward seconds."""
-    spec = {"bundle": bundle, "files": files, "threads": threads,
+    """``files`` of ``bundle`` on ``image`` in its own process: wall, peak RSS, FLOPs and forward seconds."""
+    spec = {"bundle": bundle, "files": files,
             "overrides": {**overrides, "datalist": [str(image)], "ckpt_dir": str(tmp / "models"),
                           "output_dir": str(tmp / "outputs")}}
-    spec_file = tmp / "spec.json"
-    spec_file.parent.mkdir(parents=True, exist_ok=True)
-    spec_file.write_text(json.dumps(spec))
-    return _result_line(run_child(["infer_child", str(spec_file)], threads))
+    return run_isolated("scripts.benchmark_worker:run_pipeline", (spec,), threads)
 
 
-def inference(bundles: list[str], tmp: Path, profile: dict, conv: dict, threads: int) -> dict:
-    """The inference section: each bundle's inference.json (and the head-neck baseline) on a synthetic volume."""
+def inference(bundles: list[str], tmp: Path, profile: dict, threads: int) -> dict:
+    """The inference section: each bundle's inference.json, the same before its bottleneck fix, and the
+    head-neck single-stage baseline, on one synthetic volume per bundle."""
     out = {}
     for bundle in bundles:
         cfg = profile["infer"][bundle]
         shape = tuple(cfg["shape"])
         image = write_volume(bundle, shape, tmp / f"{bundle}_volume.nii.gz")
-        runs = {"inference.json": ["inference.json"]}
+        runs = {"inference.json": (["inference.json"], {}),
+                "before fix": (["inference.json"], BEFORE_FIXES[bundle]["overrides"])}
         if bundle == "head_neck_two_stage_unet":
-            runs["inference_baseline.json"] = ["inference.json", "inference_baseline.json"]
-        rate = conv["conv3d" if bundle == "head_neck_two_stage_unet" else "conv2d"]["gflops_per_s"]
+            runs["inference_baseline.json"] = (["inference.json", "inference_baseline.json"], {})
         entry = {"volume_shape": list(shape), "spacing_mm": list(SPACING[bundle]), "overrides": cfg["overrides"],
-                 "runs": {}}
-        for name, files in runs.items():
-            r = infer_one(bundle, files, image, tmp / f"infer_{bundle}_{name}", cfg["overrides"], threads)
+                 "fix": BEFORE_FIXES[bundle]["fix"], "runs": {}}
+        for i, (name, (files, extra)) in enumerate(runs.items()):
+            r = infer_one(bundle, files, image, tmp / f"infer_{bundle}_{i}", {**cfg["overrides"], **extra}, threads)
             r["gflops_per_s_network"] = r["gflop"] / r["forward_s"]
             r["gflops_per_s_pipeline"] = r["gflop"] / r["wall_s"]
-            r["efficiency_network"] = r["gflops_per_s_network"] / rate
-            r["efficiency_pipeline"] = r["gflops_per_s_pipeline"] / rate
             if bundle in profile["full_slices"]:  # a slab of the volume: scale per slice to the full volume
                 n_slices, full = shape[0] if bundle == "knee_eas_unet" else shape[2], profile["full_slices"][bundle]
                 r["extrapolated_full_volume_s"] = r["wall_s"] / n_slices * full
@@ -445,12 +450,26 @@ def inference(bundles: list[str], tmp: Path, profile: dict, conv: dict, threads:
             print(f"[benchmark] infer {bundle} {name}: wall {r['wall_s']:.1f} s, {r['gflop']:.1f} GFLOP, "
                   f"RSS {r['peak_rss_gb']:.2f} GB", flush=True)
             entry["runs"][name] = r
+        fixed, before = entry["runs"]["inference.json"], entry["runs"]["before fix"]
+        entry["fix_speedup"] = before["wall_s"] / fixed["wall_s"]
+        entry["fix_network_speedup"] = before["forward_s"] / fixed["forward_s"]
+        entry["fix_rss_ratio"] = fixed["peak_rss_gb"] / before["peak_rss_gb"]
         if "inference_baseline.json" in entry["runs"]:
-            two, base = entry["runs"]["inference.json"], entry["runs"]["inference_baseline.json"]
-            entry["two_stage_speedup"] = base["wall_s"] / two["wall_s"]
-            entry["two_stage_flop_ratio"] = base["gflop"] / two["gflop"]
+            base = entry["runs"]["inference_baseline.json"]
+            entry["two_stage_speedup"] = base["wall_s"] / fixed["wall_s"]
+            entry["two_stage_flop_ratio"] = base["gflop"] / fixed["gflop"]
         out[bundle] = entry
     return out
+
+
+def add_efficiencies(inference_results: dict, conv: dict) -> None:
+    """Achieved GFLOP/s of every inference run over the conv throughput (conv2d for the 2D bundles, conv3d for
+    head-and-neck), for the network forwards alone and for the whole pipeline."""
+    for bundle, entry in inference_results.items():
+        rate = conv["conv3d" if bundle == "head_neck_two_stage_unet" else "conv2d"]["gflops_per_s"]
+        for r in entry["runs"].values():
+            r["efficiency_network"] = r["gflops_per_s_network"] / rate
+            r["efficiency_pipeline"] = r["gflops_per_s_pipeline"] / rate
 
 
 # ----------------------------------------------------------------------------------------------- networks
@@ -503,6 +522,8 @@ def matched_monai(dims: int, params: int, out_channels: int):
 def _latency(net, x, repeats: int, channels_last: bool = False) -> float:
     """Median forward seconds: ``torch.no_grad`` (as MONAI's evaluators run) or inference_mode + channels-last."""
     import torch
+
+    from .export import median_seconds
 
     if channels_last:
         fmt = torch.channels_last if x.ndim == 4 else torch.channels_last_3d
@@ -626,41 +647,56 @@ def torchrun_section(tmp: Path, profile: dict, threads: int) -> dict:
 
 # ----------------------------------------------------------------------------------------------- report
 def main(bundle: str | list | tuple = "all", quick: bool = False, out: str = "docs", threads: int | None = None,
-         sections: str = "conv,training,inference,networks,torchrun") -> dict:
-    """Run every section for ``bundle`` (comma-separated names or ``all``); write ``benchmarks.md``/``.json``/plots."""
-    import torch
+         sections: str = "conv,training,inference,networks,torchrun") -> str:
+    """Run every section for ``bundle`` (comma-separated names or ``all``); write ``benchmarks.md``/``.json``/plots
+    under ``out`` and return the markdown file's path.
 
-    from custom_networks.support.paths import as_bool
-
-    quick = as_bool(quick, "quick")
-    threads = int(threads or min(torch.get_num_threads(), os.cpu_count() or 1))
-    torch.set_num_threads(threads)
+    Every measurement runs in a child process (forked from one warm fork server; torchrun in its own processes).
+    The standard profile runs them one after another; quick runs three lanes side by side (conv, training and
+    networks; inference; torchrun), which makes it fast and its timings meaningless."""
+    quick = str(quick).lower() in ("1", "true", "yes")  # fire passes a bool, or the word as given
+    profile_name = "quick" if quick else "standard"
+    profile = PROFILES[profile_name]
+    # quick's lanes share the cores: one thread each, as OpenMP threads spinning on busy cores slow everything
+    threads = int(threads or (1 if profile["concurrent"] else os.cpu_count() or 1))
     names = BUNDLE_NAMES if bundle == "all" else ([bundle] if isinstance(bundle, str) else list(bundle))
     names = [n for part in names for n in str(part).split(",") if n]
     unknown = sorted(set(names) - set(BUNDLE_NAMES))
     if unknown:
         raise ValueError(f"unknown bundle(s) {unknown}; known: {', '.join(BUNDLE_NAMES)}")
     wanted = set(sections.split(",") if isinstance(sections, str) else sections)
-    profile_name = "quick" if quick else "standard"
-    profile = PROFILES[profile_name]
     out_dir = Path(out).resolve()
     (out_dir / "img").mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"profile": profile_name, "device": device_name(), "threads": threads,
-                               "torch": torch.__version__, "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+    results: dict[str, Any] = {"profile": profile_name, "threads": threads,
+                               "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
                                "command": "python -m scripts.benchmark " + " ".join(sys.argv[1:]),
                                "load_average_start": list(os.getloadavg())}
     start = time.perf_counter()
+    start_fork_server()
     with tempfile.TemporaryDirectory(prefix="medseg_benchmark_") as tmp_name:
         tmp = Path(tmp_name)
-        results["conv"] = conv_throughput(profile)
-        if "training" in wanted:
-            results["training"] = training(names, tmp, profile)
+
+        def in_process_lane() -> None:
+            results.update(run_isolated("device_and_conv", (profile,), threads))
+            if "training" in wanted:
+                results["training"] = training(names, tmp, profile, threads)
+            if "networks" in wanted:
+                results["networks"] = run_isolated("networks", (profile,), threads)
+
+        lanes = [in_process_lane]
         if "inference" in wanted:
-            results["inference"] = inference(names, tmp, profile, results["conv"], threads)
-        if "networks" in wanted:
-            results["networks"] = networks(profile)
+            lanes.append(lambda: results.__setitem__("inference", inference(names, tmp, profile, threads)))
         if "torchrun" in wanted and "knee_eas_unet" in names:
-            results["torchrun"] = torchrun_section(tmp, profile, threads)
+            lanes.append(lambda: results.__setitem__("torchrun", torchrun_section(tmp, profile, threads)))
+        if profile["concurrent"]:
+            with concurrent.futures.ThreadPoolExecutor(len(lanes)) as pool:
+                for job in [pool.submit(lane) for lane in lanes]:
+                    job.result()
+        else:
+            for lane in lanes:
+                lane()
+    if "inference" in results:
+        add_efficiencies(results["inference"], results["conv"])
     results["total_wall_s"] = time.perf_counter() - start
     results["load_average_end"] = list(os.getloadavg())
     from scripts import benchmark_report
@@ -669,9 +705,9 @@ def main(bundle: str | list | tuple = "all", quick: bool = False, out: str = "do
     (out_dir / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n")
     (out_dir / "benchmarks.md").write_text(benchmark_report.markdown(results, profile))
     print(f"[benchmark] wrote {out_dir / 'benchmarks.md'} in {results['total_wall_s']:.0f} s", flush=True)
-    return results
+    return str(out_dir / "benchmarks.md")
 
 
 if __name__ == "__main__":
-    fire.Fire({"main": main, "infer_child": infer_child, "torchrun_child": torchrun_child} if len(sys.argv) > 1
-              and sys.argv[1] in ("infer_child", "torchrun_child", "main") else main)
+    fire.Fire({"main": main, "torchrun_child": torchrun_child} if len(sys.argv) > 1
+              and sys.argv[1] in ("torchrun_child", "main") else main)

@@ -24,15 +24,6 @@ def _g(value) -> str:
     return f"{value:.3g}"
 
 
-def _rss(run: dict, results: dict) -> str:
-    """Peak RSS cell. Runs marked ``rss_source: wait4`` (before the ``VmHWM`` fix) report max(parent's RSS at fork,
-    the child's own peak): the smallest such value is the parent's, so it is only an upper bound ("<=")."""
-    if run.get("rss_source") != "wait4":
-        return _f(run["peak_rss_gb"])
-    floor = min(r["peak_rss_gb"] for e in results["inference"].values() for r in e["runs"].values())
-    return f"<= {_f(run['peak_rss_gb'])}" if run["peak_rss_gb"] <= floor + 1e-6 else _f(run["peak_rss_gb"])
-
-
 def _data(results: dict) -> str:
     """Where the training data of this profile came from."""
     if results["profile"] == "quick":
@@ -80,37 +71,46 @@ def training_section(results: dict) -> list[str]:
 
 
 def inference_section(results: dict) -> list[str]:
-    rows, hn = [], []
+    rows, fixes, hn = [], [], []
     for bundle, entry in results.get("inference", {}).items():
         for name, r in entry["runs"].items():
             forwards = ", ".join(f"{k} x{v['forwards']}" for k, v in r["networks"].items())
             rows.append([f"{bundle} `{name}`", "x".join(map(str, entry["volume_shape"])), _f(r["wall_s"], 1),
-                         _f(r.get("extrapolated_full_volume_s"), 0),
-                         _rss(r, results), _g(r["gflop"]),
-                         forwards, _g(r["gflops_per_s_network"]), _f(r["efficiency_network"]),
+                         _f(r.get("extrapolated_full_volume_s"), 0), _f(r["peak_rss_gb"]), _g(r["gflop"]),
+                         forwards, _f(r["forward_s"], 1), _g(r["gflops_per_s_network"]), _f(r["efficiency_network"]),
                          _f(r["efficiency_pipeline"]), results["device"]])
+        before, after = entry["runs"]["before fix"], entry["runs"]["inference.json"]
+        fixes.append([bundle, entry["fix"], _f(before["wall_s"], 1), _f(after["wall_s"], 1),
+                      f"**{_f(entry['fix_speedup'])}x**", _f(entry["fix_network_speedup"]),
+                      f"{_f(before['peak_rss_gb'])} -> {_f(after['peak_rss_gb'])}", results["device"]])
         if "two_stage_speedup" in entry:
             hn = [f"**Head-and-neck two-stage versus single-stage baseline** (same volume "
-                  f"{'x'.join(map(str, entry['volume_shape']))}, same widths `{json.dumps(entry['overrides'])}`): "
-                  f"the baseline takes **{_f(entry['two_stage_speedup'])}x** the two-stage pipeline's wall time "
-                  f"(goal >= {GOALS['two_stage_speedup']}x) and {_f(entry['two_stage_flop_ratio'])}x its FLOPs. "
-                  "Untrained weights: stage 1's argmax decides how many organ crops stage 2 runs (the forward counts "
-                  "above); with trained weights it is one crop per organ found, at the fixed `crop_sizes`.",
+                  f"{'x'.join(map(str, entry['volume_shape']))}, same widths `{json.dumps(entry['overrides'])}`, "
+                  f"both with the fixed postprocessing): the baseline takes **{_f(entry['two_stage_speedup'])}x** "
+                  f"the two-stage pipeline's wall time (goal >= {GOALS['two_stage_speedup']}x) and "
+                  f"{_f(entry['two_stage_flop_ratio'])}x its FLOPs. Untrained weights: stage 1's argmax decides how "
+                  "many organ crops stage 2 runs (the forward counts above); with trained weights it is one crop "
+                  "per organ found, at the fixed `crop_sizes`.",
                   "", "Dice: whether the two-stage pipeline is as accurate needs trained models; none are stored in "
                   "this repository, so this benchmark does not measure Dice. The measured comparison is the table in "
                   "[bundles/head_neck_two_stage_unet/docs/README.md](../bundles/head_neck_two_stage_unet/docs/README.md) "
                   "(see also [results.md](results.md)).", ""]
     return ["## Inference: each bundle's `inference.json` on a full-size synthetic volume", "",
-            "Each run is its own process (peak RSS: that process's `VmHWM`), with untrained weights saved as `model.pt` "
-            "(timing only). GFLOP: `FlopCounterMode` count of every network forward the pipeline made. Efficiency = "
-            "achieved GFLOP/s / the conv throughput above (conv2d for the 2D bundles, conv3d for head-and-neck), "
-            "over the network forwards alone (`network`) and over the whole pipeline wall time (`pipeline`, which "
-            f"adds loading, resampling, inversion, saving). Goal: >= {GOALS['efficiency']}. 2D bundles ran on a slab "
-            "of the full-size slice; `full volume s` scales that per slice to 200 CT / 160 knee slices "
-            "(extrapolated, not measured). An efficiency above 1 means the conv yardstick was timed at a busier "
-            "moment of the shared CPU than the pipeline.", "",
+            "Each run is its own process, forked from a fork server that has imported MONAI, the networks and ITK "
+            "(`scripts.benchmark_worker`): wall time is that of a warm process (imports excluded), peak RSS is the "
+            "process's `VmHWM` (the imported libraries included, about 0.5 GB). Untrained weights saved as "
+            "`model.pt` (timing only). GFLOP: `FlopCounterMode` count of every network forward the pipeline made. "
+            "Efficiency = achieved GFLOP/s / the conv throughput above (conv2d for the 2D bundles, conv3d for "
+            "head-and-neck), over the network forwards alone (`network`) and over the whole pipeline wall time "
+            f"(`pipeline`, which adds loading, resampling, inversion, saving). Goal: >= {GOALS['efficiency']}. 2D "
+            "bundles ran on a slab of the full-size slice; `full volume s` scales that per slice to 200 CT / 160 "
+            "knee slices (extrapolated, not measured). `before fix` is the same `inference.json` with this "
+            "benchmark's bottleneck fix undone (`scripts.benchmark.BEFORE_FIXES`).", "",
             *_table(["pipeline", "volume", "wall s", "full volume s (extrap.)", "peak RSS GB", "GFLOP", "forwards",
-                     "GFLOP/s (network)", "efficiency network", "efficiency pipeline", "device"], rows), "", *hn]
+                     "forward s", "GFLOP/s (network)", "efficiency network", "efficiency pipeline", "device"], rows),
+            "", "### Bottleneck fixes, before and after in this run", "",
+            *_table(["bundle", "fix", "before s", "after s", "speedup", "network forwards speedup",
+                     "peak RSS GB before -> after", "device"], fixes), "", *hn]
 
 
 def networks_section(results: dict) -> list[str]:
@@ -124,9 +124,9 @@ def networks_section(results: dict) -> list[str]:
                      _f(r["gflop"] / r["latency_s"] / (m["gflop"] / m["latency_s"])), results["device"]])
     return ["## Custom networks versus MONAI U-Nets of about the same parameter count", "",
             "Untrained, batch 1, eval mode. `latency` runs under `torch.no_grad` as MONAI's evaluators do; `after` "
-            "is the same network with `torch.inference_mode` and channels-last memory format (the fix tried here; "
-            "speedup = latency / after). `GFLOP/s vs MONAI` = the custom network's achieved GFLOP/s over the "
-            "MONAI network's.", "",
+            "is the same network with `torch.inference_mode` and channels-last memory format (speedup = latency / "
+            "after; the 2D bundles' `inference.json` now run this way, the 3D one does not, as it is slower there). "
+            "`GFLOP/s vs MONAI` = the custom network's achieved GFLOP/s over the MONAI network's.", "",
             *_table(["network", "input", "parameters", "GFLOP", "latency s", "after s", "speedup", "MONAI baseline",
                      "parameters", "GFLOP", "latency s", "GFLOP/s vs MONAI", "device"], rows), ""]
 
@@ -164,13 +164,27 @@ def headline(results: dict) -> list[str]:
     for bundle, entry in results.get("inference", {}).items():
         r = entry["runs"]["inference.json"]
         lines.append(f"- inference {bundle}: efficiency {_f(r['efficiency_network'])} (network forwards), "
-                     f"{_f(r['efficiency_pipeline'])} (whole pipeline); goal >= {GOALS['efficiency']}")
+                     f"{_f(r['efficiency_pipeline'])} (whole pipeline); goal >= {GOALS['efficiency']}; bottleneck "
+                     f"fix {_f(entry['fix_speedup'])}x faster than before")
         if "two_stage_speedup" in entry:
             lines.append(f"- head-neck two-stage vs single-stage: {_f(entry['two_stage_speedup'])}x faster; goal >= "
                          f"{GOALS['two_stage_speedup']}x")
     if results.get("torchrun"):
         lines.append(f"- torchrun 2 vs 1 process: {_f(results['torchrun']['speedup'])}x samples/s")
     return lines
+
+
+def _conditions(results: dict) -> str:
+    """How far this run's timings can be trusted."""
+    if results["profile"] == "quick":
+        return ("Profile `quick` runs its sections side by side on tiny inputs: a check that every figure is "
+                "produced, not a measurement.")
+    if results.get("load_average_start", [0])[0] > 1.0:
+        return ("Other jobs shared the CPU at the start, so absolute seconds are slower than on an idle machine and "
+                "single timings are noisy; ratios measured side by side move less, and the conv throughput below is "
+                "the same run's yardstick.")
+    return ("The machine was otherwise idle; every step ran alone, one after another, and the conv throughput "
+            "below is the same run's yardstick.")
 
 
 def markdown(results: dict, profile: dict | None = None) -> str:
@@ -180,11 +194,10 @@ def markdown(results: dict, profile: dict | None = None) -> str:
             f"{_f(results['total_wall_s'], 0)} s in all). Device of every figure: **{results['device']}**, torch "
             f"{results['torch']}. Load average (1/5/15 min) at start "
             f"{'/'.join(f'{x:.1f}' for x in results.get('load_average_start', []))}, at end "
-            f"{'/'.join(f'{x:.1f}' for x in results.get('load_average_end', []))}: other jobs shared the CPU, so "
-            "absolute seconds are slower than on an idle machine and single timings are noisy; ratios measured side "
-            "by side move less, and the conv throughput below is the same run's yardstick. All data is synthetic (phantoms or generated "
-            "volumes) and all weights untrained, so nothing here is an accuracy; accuracy is in [results.md](results.md).",
-            "", *[f"Note: {n}" for n in results.get("notes", [])], "", "## Headline", "", *headline(results), "",
+            f"{'/'.join(f'{x:.1f}' for x in results.get('load_average_end', []))} (this run's own processes "
+            "count too). " + _conditions(results) + " All data is synthetic (phantoms or generated volumes) and all "
+            "weights untrained, so nothing here is an accuracy; accuracy is in [results.md](results.md).",
+            "", "## Headline", "", *headline(results), "",
             *conv_section(results), *training_section(results), *inference_section(results),
             *networks_section(results), *torchrun_section(results)]
     if results.get("plots"):

@@ -1,0 +1,113 @@
+"""Child side of ``scripts.benchmark``'s inference section: one bundle pipeline per forked process.
+
+The benchmark's fork server imports this module once (``multiprocessing`` ``forkserver`` preload): MONAI, the
+custom networks, ITK's wrapped modules (which ITK otherwise loads lazily on the first read, about 4 s here) and
+``torch._dynamo`` (imported by ``FlopCounterMode`` on first use, 1.6 s) are then in memory, and every measured pipeline runs in a fresh child forked from that server. Each child's
+peak RSS (``VmHWM``) is its own, counted from the imported libraries up, and its wall time is that of a warm
+process: what a MONAI Label server or a batch job pays per volume, without the 10 s of imports per process.
+
+Also here: :class:`FullGridBoxesTwoStageUNet`, the head-and-neck network as it was before the benchmark's fix,
+for the before/after rows.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+import traceback
+from pathlib import Path
+
+import itk
+import monai.bundle  # noqa: F401  (preloaded for the children)
+import monai.engines  # noqa: F401
+import torch
+import torch._dynamo  # noqa: F401  (FlopCounterMode imports it on first use: 1.6 s in every child otherwise)
+import torch.nn.functional as F
+
+import custom_networks  # noqa: F401
+from custom_networks import TwoStageUNet
+
+from .benchmark import _sync, flops_of, peak_rss_gb, workflow
+
+itk.ImageFileReader  # noqa: B018  (loads ITK's IO modules now, in the server, not in every child)
+
+
+class FullGridBoxesTwoStageUNet(TwoStageUNet):
+    """``TwoStageUNet`` before the fix: stage-1 logits resized (trilinear) to the input grid, then argmax-ed and
+    searched for organ boxes there. Same weights, shapes and outputs contract as ``TwoStageUNet``; (B, 1, X, Y, Z)
+    in, (B, 1 + n_organs, X, Y, Z) probabilities out. Boxes differ from the fixed network's by at most one
+    stage-1 voxel per face (before the margins)."""
+
+    def stage1_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(super().stage1_logits(x), size=x.shape[2:], mode="trilinear", align_corners=False)
+
+
+def _leaf_networks(net) -> dict:
+    """The networks whose forwards are counted: stage 1 and each stage-2 net of TwoStageUNet, else the network."""
+    if hasattr(net, "stage1") and hasattr(net, "stage2"):
+        return {"stage1": net.stage1, **{f"stage2_{o}": m for o, m in net.stage2.items()}}
+    return {"network": net}
+
+
+def _record_forwards(leaves: dict) -> tuple[dict, list]:
+    """Hooks that record every forward's input shape and seconds: ``({name: [[shape, seconds], ...]}, handles)``."""
+    calls: dict[str, list] = {name: [] for name in leaves}
+    handles = []
+    for name, module in leaves.items():
+        def pre(_m, args, _n=name):
+            _sync()
+            calls[_n].append([tuple(args[0].shape), time.perf_counter()])
+
+        def post(_m, _args, _out, _n=name):
+            _sync()
+            calls[_n][-1][1] = time.perf_counter() - calls[_n][-1][1]
+
+        handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
+    return calls, handles
+
+
+def run_pipeline(spec: dict) -> dict:
+    """One bundle pipeline (``spec``: bundle, config files, overrides) with untrained weights saved as its
+    ``model.pt``: wall seconds of ``run()``, this process's peak RSS, FLOPs and seconds of every forward."""
+    ckpt = Path(spec["overrides"]["ckpt_dir"])
+    ckpt.mkdir(parents=True, exist_ok=True)
+    wf = workflow(spec["bundle"], spec["files"], "infer", **spec["overrides"])
+    wf.initialize()
+    torch.manual_seed(0)
+    torch.save(wf.parser.get_parsed_content("network_def").state_dict(), ckpt / "model.pt")  # untrained weights
+    net = wf.parser.get_parsed_content("network")
+    leaves = _leaf_networks(net)
+    calls, handles = _record_forwards(leaves)
+    start = time.perf_counter()
+    wf.run()
+    _sync()
+    wall = time.perf_counter() - start
+    rss = peak_rss_gb()  # before the FLOP counting below adds its own allocations
+    wf.finalize()
+    for handle in handles:
+        handle.remove()
+    per_net = {}
+    for name, rows in calls.items():
+        if not rows:
+            continue
+        shapes = {tuple(s) for s, _ in rows}
+        flops = {s: flops_of(leaves[name], s) for s in shapes}
+        per_net[name] = {"forwards": len(rows), "gflop": sum(flops[tuple(s)] for s, _ in rows) / 1e9,
+                         "seconds": sum(t for _, t in rows), "shapes": sorted(list(s) for s in shapes)}
+    return {"wall_s": wall, "networks": per_net, "peak_rss_gb": rss,
+            "gflop": sum(v["gflop"] for v in per_net.values()),
+            "forward_s": sum(v["seconds"] for v in per_net.values())}
+
+
+def child_main(target: str, args: tuple, threads: int, conn) -> None:
+    """Entry point of a forked child: ``target(*args)`` (a ``scripts.benchmark`` function, or
+    ``"module:function"``) with ``threads`` torch threads; ``("ok", result)`` or ``("error", traceback)`` back
+    through ``conn``."""
+    try:
+        module, _, name = target.rpartition(":")
+        torch.set_num_threads(threads)
+        conn.send(("ok", getattr(importlib.import_module(module or "scripts.benchmark"), name)(*args)))
+    except BaseException:  # noqa: BLE001  (the parent re-raises it with the spec)
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
