@@ -76,11 +76,12 @@ def inference_section(results: dict) -> list[str]:
         for name, r in entry["runs"].items():
             forwards = ", ".join(f"{k} x{v['forwards']}" for k, v in r["networks"].items())
             rows.append([f"{bundle} `{name}`", "x".join(map(str, entry["volume_shape"])), _f(r["wall_s"], 1),
-                         _f(r.get("extrapolated_full_volume_s"), 0), _f(r["peak_rss_gb"]), _g(r["gflop"]),
+                         _f(r.get("warm_wall_s"), 1), _f(r.get("extrapolated_full_volume_s"), 0), _f(r["peak_rss_gb"]), _g(r["gflop"]),
                          forwards, _f(r["forward_s"], 1), _g(r["gflops_per_s_network"]), _f(r["efficiency_network"]),
                          _f(r["efficiency_pipeline"]), results["device"]])
         before, after = entry["runs"]["before fix"], entry["runs"]["inference.json"]
-        fixes.append([bundle, entry["fix"], _f(before["wall_s"], 1), _f(after["wall_s"], 1),
+        wall = "warm_wall_s" if "warm_wall_s" in after else "wall_s"
+        fixes.append([bundle, entry["fix"], _f(before[wall], 1), _f(after[wall], 1),
                       f"**{_f(entry['fix_speedup'])}x**", _f(entry["fix_network_speedup"]),
                       f"{_f(before['peak_rss_gb'])} -> {_f(after['peak_rss_gb'])}", results["device"]])
         if "two_stage_speedup" in entry:
@@ -102,11 +103,15 @@ def inference_section(results: dict) -> list[str]:
             "`model.pt` (timing only). GFLOP: `FlopCounterMode` count of every network forward the pipeline made. "
             "Efficiency = achieved GFLOP/s / the conv throughput above (conv2d for the 2D bundles, conv3d for "
             "head-and-neck), over the network forwards alone (`network`) and over the whole pipeline wall time "
-            f"(`pipeline`, which adds loading, resampling, inversion, saving). Goal: >= {GOALS['efficiency']}. 2D "
-            "bundles ran on a slab of the full-size slice; `full volume s` scales that per slice to 200 CT / 160 "
-            "knee slices (extrapolated, not measured). `before fix` is the same `inference.json` with this "
-            "benchmark's bottleneck fix undone (`scripts.benchmark.BEFORE_FIXES`).", "",
-            *_table(["pipeline", "volume", "wall s", "full volume s (extrap.)", "peak RSS GB", "GFLOP", "forwards",
+            f"(`pipeline`, which adds loading, resampling, inversion, saving). Goal: >= {GOALS['efficiency']}. The "
+            "yardstick is one 64-channel conv; the papers' wider layers run faster than it, so an efficiency "
+            "above 1 is possible. 2D bundles ran on a slab of the full-size slice, twice in the same process: "
+            "`wall s` is the first run (it pays oneDNN's one-off kernel set-up for every layer shape), `warm wall "
+            "s` the second, from which the forward seconds, efficiencies and before/after speedups come; `full "
+            "volume s` = first run + the warm rate for the remaining slices of 200 CT / 160 knee slices "
+            "(extrapolated, not measured). `before fix` is the same `inference.json` with this benchmark's "
+            "bottleneck fix undone (`scripts.benchmark.BEFORE_FIXES`).", "",
+            *_table(["pipeline", "volume", "wall s", "warm wall s", "full volume s (extrap.)", "peak RSS GB", "GFLOP", "forwards",
                      "forward s", "GFLOP/s (network)", "efficiency network", "efficiency pipeline", "device"], rows),
             "", "### Bottleneck fixes, before and after in this run", "",
             *_table(["bundle", "fix", "before s", "after s", "speedup", "network forwards speedup",
