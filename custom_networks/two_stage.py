@@ -132,8 +132,11 @@ class TwoStageUNet(nn.Module):
     2. per organ, the box of the largest connected component of that label is scaled to ``x``'s grid
        (:func:`scale_box`, rounded outwards), enlarged (:func:`expand_box`), cut from ``x``, resized to the
        organ's ``crop_sizes`` entry (thesis Table 3-2) and segmented by ``stage2[organ]`` (UNet3D, 2 classes).
-       Boxes come from stage 1's own output grid, as in the thesis: resizing 9 channels of logits to a
-       512 x 512 x 200 input and searching components there took 27 of the pipeline's 96 s (docs/benchmarks.md);
+       Boxes come from stage 1's own output grid (the thesis: the "bbox" of the stage-1 result, section
+       3.4); resizing nine channels of logits to a 512 x 512 x 200 input first, and searching components
+       there, cost more than all the networks' forwards (``docs/benchmarks.md``, before/after). A scaled box
+       is up to one stage-1 voxel per face larger and holds every organ voxel the full-grid box held (tested
+       on the real organ masks);
     3. the foreground probabilities are pasted back (:func:`paste_max`); channel 0 is the constant 0.5, so the
        argmax is the most probable organ where it exceeds 0.5 and background elsewhere. An organ stage 1 misses
        stays empty and a warning names it.

@@ -2,9 +2,10 @@
 
 The benchmark's fork server imports this module once (``multiprocessing`` ``forkserver`` preload): MONAI, the
 custom networks, ITK's wrapped modules (which ITK otherwise loads lazily on the first read, about 4 s here) and
-``torch._dynamo`` (imported by ``FlopCounterMode`` on first use, 1.6 s) are then in memory, and every measured pipeline runs in a fresh child forked from that server. Each child's
-peak RSS (``VmHWM``) is its own, counted from the imported libraries up, and its wall time is that of a warm
-process: what a MONAI Label server or a batch job pays per volume, without the 10 s of imports per process.
+``torch._dynamo`` (imported by ``FlopCounterMode`` on first use, 1.6 s) are then in memory, and every
+measurement runs in a fresh child forked from that server. Each child's peak RSS (``VmHWM``) is its own,
+counted from the imported libraries up, and its wall time is that of a warm process: what a MONAI Label server
+or a batch job pays per volume, without the 10 s of imports per process.
 
 Also here: :class:`FullGridBoxesTwoStageUNet`, the head-and-neck network as it was before the benchmark's fix,
 for the before/after rows.

@@ -20,8 +20,8 @@ class LargeSliceInferer(SliceInferer):
     segmented whole, exactly as before.
 
     ``inference_mode=True`` (default) runs the slices under ``torch.inference_mode`` rather than the evaluator's
-    ``torch.no_grad``: no autograd bookkeeping at all, 12-18 % faster forwards for EASUNet and MSRAttentionUNet
-    on 2 CPU cores (``docs/benchmarks.md``). The output is returned as an ordinary tensor.
+    ``torch.no_grad`` (no autograd bookkeeping at all; with a channels-last network, the 2D bundles' bottleneck
+    fix in ``docs/benchmarks.md``). The output is returned as an ordinary tensor.
     """
 
     def __init__(self, spatial_dim: int = 0, *args: Any, max_slice_pixels: int = 1024 * 1024,

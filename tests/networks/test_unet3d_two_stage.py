@@ -134,7 +134,8 @@ def test_two_stage_boxes_from_stage1_grid_find_the_organs_at_full_resolution(mon
     lab[38, 1, 1] = 0
     net = TwoStageUNet(ORGANS, {o: (24, 24, 16) for o in ORGANS}, **TINY).eval()
     coarse = torch.nn.functional.interpolate(lab[None, None].float(), size=(20, 18, 10), mode="nearest")[0, 0].long()
-    monkeypatch.setattr(net, "stage1_logits", lambda x: torch.nn.functional.one_hot(coarse, 4).permute(3, 0, 1, 2)[None].float())
+    onehot = torch.nn.functional.one_hot(coarse, 4).permute(3, 0, 1, 2)[None].float()
+    monkeypatch.setattr(net, "stage1_logits", lambda x: onehot)
     for i, organ in enumerate(ORGANS, start=1):
         net.stage2[organ] = _Indicator(i / 4)
     with torch.no_grad():
