@@ -5,7 +5,8 @@
 Writes ``<out>/benchmarks.md``, ``<out>/benchmarks.json`` (every figure, with the device it came from) and PNG
 plots under ``<out>/img/``. Everything is measured in ONE run, so ratios compare like with like on a shared
 machine; absolute seconds move with the machine's load, which is why the conv throughput is measured in
-the same run and the efficiencies are relative to it.
+the same run and the efficiencies are relative to it. Every step runs in a process of its own, forked from one
+fork server that imported the libraries once (:mod:`scripts.benchmark_worker`); torchrun starts its own.
 
 Sections (sizes of each profile in :data:`PROFILES`, printed into the markdown):
 
@@ -677,14 +678,14 @@ def main(bundle: str | list | tuple = "all", quick: bool = False, out: str = "do
     with tempfile.TemporaryDirectory(prefix="medseg_benchmark_") as tmp_name:
         tmp = Path(tmp_name)
 
-        def in_process_lane() -> None:
+        def conv_training_networks_lane() -> None:
             results.update(run_isolated("device_and_conv", (profile,), threads))
             if "training" in wanted:
                 results["training"] = training(names, tmp, profile, threads)
             if "networks" in wanted:
                 results["networks"] = run_isolated("networks", (profile,), threads)
 
-        lanes = [in_process_lane]
+        lanes = [conv_training_networks_lane]
         if "inference" in wanted:
             lanes.append(lambda: results.__setitem__("inference", inference(names, tmp, profile, threads)))
         if "torchrun" in wanted and "knee_eas_unet" in names:
