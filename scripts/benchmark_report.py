@@ -106,7 +106,7 @@ def inference_section(results: dict) -> list[str]:
             f"(`pipeline`, which adds loading, resampling, inversion, saving). Goal: >= {GOALS['efficiency']}. The "
             "yardstick is one 64-channel conv; the papers' wider layers run faster than it, so an efficiency "
             "above 1 is possible. 2D bundles ran on a slab of the full-size slice, twice in the same process: "
-            "`wall s` is the first run (it pays oneDNN's one-off kernel set-up for every layer shape), `warm wall "
+            "`wall s` is the first run (it also pays one-off set-up: oneDNN kernels for every layer shape), `warm wall "
             "s` the second, from which the forward seconds, efficiencies and before/after speedups come; `full "
             "volume s` = first run + the warm rate for the remaining slices of 200 CT / 160 knee slices "
             "(extrapolated, not measured). `before fix` is the same `inference.json` with this benchmark's "

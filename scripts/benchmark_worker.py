@@ -75,8 +75,8 @@ def run_pipeline(spec: dict) -> dict:
     its ``model.pt``: wall seconds of ``run()``, this process's peak RSS, FLOPs and seconds of every forward.
 
     With ``warm`` the pipeline runs a second time in the same process and that run's wall and forward seconds
-    are reported too (``warm_wall_s``, ``forward_s``): the first forward of every layer shape pays oneDNN's
-    kernel set-up (about 6 s for AFUNet on a 512x512 slice), which a whole volume pays once, not per slice."""
+    are reported too (``warm_wall_s``, ``forward_s``): the first run also pays one-off set-up (oneDNN kernels
+    for every layer shape, first-touch allocations), which a whole volume pays once, not per slice."""
     ckpt = Path(spec["overrides"]["ckpt_dir"])
     ckpt.mkdir(parents=True, exist_ok=True)
     wf = workflow(spec["bundle"], spec["files"], "infer", **spec["overrides"])
