@@ -93,7 +93,8 @@ def inference_section(results: dict) -> list[str]:
                   "many organ crops stage 2 runs (the forward counts above); with trained weights it is one crop "
                   "per organ found, at the fixed `crop_sizes`.",
                   "", "Dice: whether the two-stage pipeline is as accurate needs trained models; none are stored in "
-                  "this repository, so this benchmark does not measure Dice. The measured comparison is the table in "
+                  "this repository, so this benchmark does not measure Dice. The measured comparisons (two-stage vs "
+                  "baseline on one budget, and the box fix with the same weights) are the tables in "
                   "[bundles/head_neck_two_stage_unet/docs/README.md](../bundles/head_neck_two_stage_unet/docs/README.md) "
                   "(see also [results.md](results.md)).", ""]
     return ["## Inference: each bundle's `inference.json` on a full-size synthetic volume", "",
@@ -130,7 +131,7 @@ def networks_section(results: dict) -> list[str]:
     return ["## Custom networks versus MONAI U-Nets of about the same parameter count", "",
             "Untrained, batch 1, eval mode. `latency` runs under `torch.no_grad` as MONAI's evaluators do; `after` "
             "is the same network with `torch.inference_mode` and channels-last memory format (speedup = latency / "
-            "after; the 2D bundles' `inference.json` now run this way, the 3D one does not, as it is slower there). "
+            "after; the 2D bundles' `inference.json` now run this way; the 3D one does not, as runs on this machine disagreed between 0.88x and 1.06x). "
             "`GFLOP/s vs MONAI` = the custom network's achieved GFLOP/s over the MONAI network's.", "",
             *_table(["network", "input", "parameters", "GFLOP", "latency s", "after s", "speedup", "MONAI baseline",
                      "parameters", "GFLOP", "latency s", "GFLOP/s vs MONAI", "device"], rows), ""]
