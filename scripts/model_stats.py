@@ -11,7 +11,6 @@ import time
 
 import fire
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 
 def count_parameters(net: torch.nn.Module) -> int:
@@ -21,10 +20,10 @@ def count_parameters(net: torch.nn.Module) -> int:
 
 def forward_gflops(net: torch.nn.Module, shape: tuple[int, ...]) -> float:
     """GFLOPs of one eval-mode forward pass on a zero tensor of ``shape`` (multiply-add = 2 FLOPs)."""
+    from .benchmark import flops_of
+
     net.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        net(torch.zeros(shape))
-    return counter.get_total_flops() / 1e9
+    return flops_of(net, shape) / 1e9
 
 
 def seconds_per_train_step(net: torch.nn.Module, loss_fn, shape: tuple[int, ...], num_classes: int,
