@@ -418,6 +418,11 @@ BEFORE_FIXES: dict[str, dict[str, Any]] = {
 }
 
 
+def timed_wall_s(run: dict) -> float:
+    """The wall time a run's rates and before/after speedups use: the warm run where there is one."""
+    return run.get("warm_wall_s", run["wall_s"])
+
+
 def infer_one(bundle: str, files: list[str], image: Path, tmp: Path, overrides: dict, threads: int) -> dict:
     """``files`` of ``bundle`` on ``image`` in its own process: wall, peak RSS, FLOPs and forward seconds."""
     spec = {"bundle": bundle, "files": files, "warm": bundle != "head_neck_two_stage_unet",  # 2D: slabs
@@ -443,7 +448,7 @@ def inference(bundles: list[str], tmp: Path, profile: dict, threads: int) -> dic
         for i, (name, (files, extra)) in enumerate(runs.items()):
             r = infer_one(bundle, files, image, tmp / f"infer_{bundle}_{i}", {**cfg["overrides"], **extra}, threads)
             r["gflops_per_s_network"] = r["gflop"] / r["forward_s"]
-            r["gflops_per_s_pipeline"] = r["gflop"] / r.get("warm_wall_s", r["wall_s"])
+            r["gflops_per_s_pipeline"] = r["gflop"] / timed_wall_s(r)
             if bundle in profile["full_slices"]:  # a slab: the first run, then the warm rate for the other slices
                 n_slices, full = shape[0] if bundle == "knee_eas_unet" else shape[2], profile["full_slices"][bundle]
                 r["extrapolated_full_volume_s"] = r["wall_s"] + r["warm_wall_s"] / n_slices * (full - n_slices)
@@ -452,8 +457,7 @@ def inference(bundles: list[str], tmp: Path, profile: dict, threads: int) -> dic
                   f"RSS {r['peak_rss_gb']:.2f} GB", flush=True)
             entry["runs"][name] = r
         fixed, before = entry["runs"]["inference.json"], entry["runs"]["before fix"]
-        wall = "warm_wall_s" if "warm_wall_s" in fixed else "wall_s"
-        entry["fix_speedup"] = before[wall] / fixed[wall]
+        entry["fix_speedup"] = timed_wall_s(before) / timed_wall_s(fixed)
         entry["fix_network_speedup"] = before["forward_s"] / fixed["forward_s"]
         entry["fix_rss_ratio"] = fixed["peak_rss_gb"] / before["peak_rss_gb"]
         if "inference_baseline.json" in entry["runs"]:
