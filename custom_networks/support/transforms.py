@@ -95,12 +95,13 @@ class ValidateVolumed(MapTransform):
                     "is no air. Is it an MR, or a CT exported without RescaleSlope/RescaleIntercept? This bundle "
                     "needs CT in HU; if the scan is right (a field of view inside the body), pass --check_hu false."
                 )
+        image_shape, image_affine = _canonical_grid(image)
         for key in other_keys:
             other = d[key]
             self._check_dims(other, key)
             grid = "a {key} must be drawn on the image's own voxel grid. Resample it onto the image (nearest " \
                    "neighbour) or fix the datalist pairing."
-            (image_shape, image_affine), (other_shape, other_affine) = _canonical_grid(image), _canonical_grid(other)
+            other_shape, other_affine = _canonical_grid(other)
             if other_shape != image_shape:
                 raise ValueError(
                     f"The {key} {_source(other)} has shape {tuple(other.shape)} but the image {_source(image)} "
