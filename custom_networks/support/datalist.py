@@ -66,3 +66,16 @@ def load_datalist(
 def inference_inputs(datalist: str, key: str = "testing", bundle_name: str | None = None) -> list[str]:
     """The image paths of the ``key`` list of a datalist: the default input of ``inference.json``."""
     return [item["image"] for item in load_datalist(datalist, key=key, keys=("image",), bundle_name=bundle_name)]
+
+
+def every_nth(items: Sequence[dict], n: int, complement: bool = False) -> list[dict]:
+    """Every ``n``-th entry of ``items`` (indices 0, n, 2n, ...), or with ``complement`` all the others.
+
+    The head-and-neck bundle selects its best checkpoint on every 10th training case and fits the rest, so a
+    datalist's ``validation`` list stays unseen until it is reported on (the model-selection split is fixed by
+    the datalist's order: ``scripts.prepare_openkbp`` sorts patients by number).
+    """
+    n = int(n)
+    if n < 2:
+        raise ValueError(f"every_nth needs n >= 2 (got {n}): n = 1 would leave nothing to fit or select on")
+    return [item for i, item in enumerate(items) if (i % n == 0) != complement]

@@ -1,9 +1,15 @@
-"""Organ names and mask helpers of the head-and-neck OAR task (two-stage 3D U-Net thesis).
+"""Organ lists and mask helpers of the head-and-neck OAR task (two-stage 3D U-Net thesis).
 
-Shared by ``scripts/phantoms/head_neck_ct.py`` (which renders CT-like volumes from the expert masks of
-Nikolov et al. 2018, ``shared/data/hn_oar_masks``) and the ``head_neck_two_stage_unet`` bundle.
+The bundle has two organ setups, each one list in label order (label ``i + 1`` is ``organs[i]``):
 
-Label ids: ``0`` background, then ``ORGANS[i]`` has label ``i + 1`` (1 brainstem ... 8 mandible).
+* ``"openkbp"`` (the shipped default, :data:`OPENKBP_ORGANS`): the seven organs OpenKBP contours on real
+  planning CT (Babier et al. 2021), converted by ``scripts/prepare_openkbp.py``;
+* ``"thesis"`` (:data:`ORGANS`): the thesis's eight organs, on volumes rendered by
+  ``scripts/phantoms/head_neck_ct.py`` from the expert masks of Nikolov et al. 2018
+  (``shared/data/hn_oar_masks``); the bundle's ``configs/setup_thesis.json`` selects it.
+
+:func:`organs` and :func:`class_names` are what the bundle configs, evaluation, the DICOM SEG segments and
+``metadata.json``'s ``channel_def`` (checked by the tests) derive from.
 """
 
 from __future__ import annotations
@@ -16,6 +22,11 @@ import numpy as np
 
 __all__ = [
     "ORGANS",
+    "OPENKBP_ORGANS",
+    "OPENKBP_SOURCE_NAMES",
+    "SETUPS",
+    "organs",
+    "class_names",
     "CLASS_NAMES",
     "SOURCE_NAMES",
     "normalise_organ_name",
@@ -47,6 +58,42 @@ SOURCE_NAMES = {
     "parotid_right": "Parotid-Rt",
     "mandible": "Mandible",
 }
+
+#: OpenKBP's seven contoured organs at risk (the shipped default setup); label = index + 1.
+OPENKBP_ORGANS = (
+    "brainstem",
+    "spinal_cord",
+    "parotid_right",
+    "parotid_left",
+    "mandible",
+    "esophagus",
+    "larynx",
+)
+#: Organ key -> OpenKBP's file stem in ``<split>-pats/pt_N/<Stem>.csv``.
+OPENKBP_SOURCE_NAMES = {
+    "brainstem": "Brainstem",
+    "spinal_cord": "SpinalCord",
+    "parotid_right": "RightParotid",
+    "parotid_left": "LeftParotid",
+    "mandible": "Mandible",
+    "esophagus": "Esophagus",
+    "larynx": "Larynx",
+}
+#: Organ setup name -> organ list in label order.
+SETUPS = {"openkbp": OPENKBP_ORGANS, "thesis": ORGANS}
+
+
+def organs(setup: str = "openkbp") -> list[str]:
+    """The organ list of ``setup`` (``"openkbp"`` or ``"thesis"``) in label order."""
+    if setup not in SETUPS:
+        raise ValueError(f"unknown head-and-neck organ setup {setup!r}; choose one of {sorted(SETUPS)}")
+    return list(SETUPS[setup])
+
+
+def class_names(setup: str = "openkbp") -> list[str]:
+    """``["background", *organs(setup)]``: the name of every output channel (label id = index)."""
+    return ["background", *organs(setup)]
+
 
 _SUFFIXES = (".nii.gz", ".nrrd", ".nii", ".nhdr", ".mha")
 _SEPARATORS = re.compile(r"[\s_\-]+")

@@ -1,42 +1,66 @@
-"""Training the stage-2 organ nets of paper 002 from the stage-1 ``train.json``, one organ after another."""
+"""Weights of the two-stage pipeline of paper 002 across its training steps.
+
+Stage 1 (``train.json``) and each organ net (``train.json`` + ``train_stage2.json --organ <name>``) are separate
+configured steps that all read and write one whole-pipeline ``models/model.pt``: each step starts from the
+pipeline already there (:func:`load_pipeline_weights`), trains its own part and saves the whole network again,
+so ``model.pt`` always holds one consistent pipeline.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any
-
+import os
 import torch
-from monai.bundle import ConfigWorkflow
 
 from .paths import require_weights
 
 logger = logging.getLogger(__name__)
 
 
-def train_stage2_nets(config_files: Sequence[str], organs: Sequence[str], overrides: Mapping[str, Any]) -> None:
-    """Run ``config_files`` (``train.json`` + ``train_stage2.json``) once per organ, as ``--organ <name>`` would.
+def load_pipeline_weights(
+    network: torch.nn.Module, path: str, missing_ok: bool = False, prefix: str = ""
+) -> torch.nn.Module:
+    """Load a whole two-stage ``model.pt`` into ``network`` before a training step (tensors only).
 
-    Thesis section 3.4: after stage 1, "train one binary network per organ" on crops around that organ. Each
-    run is a MONAI ``ConfigWorkflow`` that loads the whole two-stage ``models/model.pt`` (stage 1 and the organ
-    nets trained so far), trains ``stage2.<organ>`` and saves the whole network again at its best validation
-    Dice, so ``model.pt`` always holds one consistent pipeline. ``overrides`` carries the parent run's data,
-    paths and hyper-parameters (the ``stage2#overrides`` section of ``train.json``).
+    Accepts both layouts MONAI's ``CheckpointSaver`` writes (``{"model": state_dict}`` or the bare state dict).
+    With ``prefix`` only the tensors whose names start with it are loaded (stage 1 keeps the organ nets of an
+    existing pipeline with ``prefix="stage2."``, so the ``model.pt`` it saves is still whole); otherwise the load
+    is strict. A missing file raises the bundle's "train stage 1 first" error, or with ``missing_ok`` leaves
+    ``network`` as it is (a first run, or organ nets trained in a folder of their own and joined to stage 1 by
+    :func:`combine_pipelines`).
     """
-    for i, organ in enumerate(organs, start=1):
-        logger.info("stage 2: training the %s net (%d of %d)", organ, i, len(organs))
-        workflow = ConfigWorkflow(config_file=list(config_files), workflow_type="train", **{**overrides, "organ": organ})
-        workflow.initialize()
-        workflow.run()
-        workflow.finalize()
-
-
-def load_pipeline_weights(network: torch.nn.Module, path: str) -> torch.nn.Module:
-    """Load a whole two-stage ``model.pt`` into ``network`` before a stage-2 run (tensors only, strict).
-
-    Accepts both layouts MONAI's ``CheckpointSaver`` writes (``{"model": state_dict}`` or the bare state dict);
-    a missing file raises the bundle's "train stage 1 first" error.
-    """
+    if missing_ok and not os.path.isfile(path):
+        return network
     state = torch.load(require_weights(path), map_location="cpu", weights_only=True)
-    network.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
+    state = state.get("model", state)
+    if prefix:
+        result = network.load_state_dict({k: v for k, v in state.items() if k.startswith(prefix)}, strict=False)
+        if result.unexpected_keys:
+            raise ValueError(
+                f"{path} holds parts this network does not have ({result.unexpected_keys[:3]}...): it was trained "
+                "for another organ setup; move it away or point --ckpt_dir at a new folder"
+            )
+    else:
+        network.load_state_dict(state)
     return network
+
+
+def combine_pipelines(stage1_path: str, stage2_path: str, out_path: str) -> None:
+    """Write ``out_path``: the ``stage1.*`` tensors of ``stage1_path`` and the ``stage2.*`` ones of ``stage2_path``.
+
+    Stage 2 trains on crops around the ground truth (thesis section 3.4), not on stage 1's output, so the
+    organ nets can train beside stage 1 in another ``ckpt_dir`` (``--stage_setup`` with ``missing_ok``)
+    and be joined afterwards. Written atomically; neither input is changed.
+    """
+    from .paths import write_atomically
+
+    def tensors(path: str) -> dict:
+        state = torch.load(require_weights(path), map_location="cpu", weights_only=True)
+        return state.get("model", state)
+
+    first, second = tensors(stage1_path), tensors(stage2_path)
+    combined = {k: v for k, v in first.items() if k.startswith("stage1.")}
+    combined.update({k: v for k, v in second.items() if k.startswith("stage2.")})
+    if set(combined) != set(first) | set(second) or not combined:
+        raise ValueError(f"{stage1_path} and {stage2_path} are not two-stage pipelines of the same organs")
+    write_atomically(out_path, lambda f: torch.save(combined, f))

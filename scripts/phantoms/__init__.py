@@ -142,7 +142,9 @@ def finalize_output_dir(
     _write_marker(path, bundle, files, settings)
 
 
-def save_nifti(array: np.ndarray, affine: np.ndarray, path: str | os.PathLike) -> None:
+def save_nifti(
+    array: np.ndarray, affine: np.ndarray, path: str | os.PathLike, description: str = "synthetic (not real data)"
+) -> None:
     """Write ``array`` as NIfTI-1 with a byte-reproducible gzip stream.
 
     The header gets the affine as both qform and sform (code 1, scanner), spatial units mm, and the
@@ -153,6 +155,7 @@ def save_nifti(array: np.ndarray, affine: np.ndarray, path: str | os.PathLike) -
         array: image data (its dtype is kept).
         affine: 4x4 voxel-to-world (RAS+, mm) matrix.
         path: output path (``.nii`` or ``.nii.gz``).
+        description: the header's ``descrip`` (at most 80 bytes); real data must not say "synthetic".
     """
     affine = np.asarray(affine, dtype=np.float64)
     img = nib.Nifti1Image(np.asarray(array), affine)
@@ -161,7 +164,7 @@ def save_nifti(array: np.ndarray, affine: np.ndarray, path: str | os.PathLike) -
     hdr.set_qform(affine, code=1)
     hdr.set_sform(affine, code=1)
     hdr.set_xyzt_units(xyz="mm")
-    hdr["descrip"] = b"synthetic (not real data)"
+    hdr["descrip"] = description.encode()[:80]
     raw = img.to_bytes()
     path = Path(path)
     if path.name.endswith(".gz"):
