@@ -36,6 +36,7 @@ import gzip
 import json
 import re
 import sys
+import zlib
 from pathlib import Path
 
 import fire
@@ -67,7 +68,7 @@ def _read_text(path: Path) -> str:
     try:
         raw = path.read_bytes()
         return (gzip.decompress(raw) if path.name.endswith(".gz") else raw).decode("ascii")
-    except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile, zlib.error) as e:
         raise OpenKBPError(f"{path}: cannot be read as {'gzip ' if path.name.endswith('.gz') else ''}text ({e})") from e
 
 
