@@ -62,6 +62,9 @@ TINY_2D = {"knee_eas_unet": {"network_def#features": [4, 8, 16, 32, 64]},
            "spine_msr_attention_unet": {"network_def#features": [8, 16, 32, 64, 128]}}
 HN_TINY = {"features": [4, 8, 16, 32], "stage1_size": [32, 32, 16], "crop_sizes": {o: [16, 16, 16] for o in HN_ORGANS},
            "min_margin": [2, 2, 1]}
+#: config files of the training section: the head-and-neck training data here are 8-organ blobs or rendered
+#: cases, the bundle's thesis organ setup
+TRAIN_CONFIGS = {"head_neck_two_stage_unet": ["train.json", "setup_thesis.json"]}
 PROFILES: dict[str, dict[str, Any]] = {
     "quick": {
         "conv2d": (32, 128), "conv3d": (16, 32), "repeats": 2,
@@ -79,7 +82,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "lower_limb_afu_unet": {"shape": (32, 32, 2), "overrides": TINY_2D["lower_limb_afu_unet"]},
             "spine_msr_attention_unet": {"shape": (32, 32, 2), "overrides": TINY_2D["spine_msr_attention_unet"]},
             "head_neck_two_stage_unet": {"shape": (64, 64, 32), "overrides": {
-                **HN_TINY, "pixdim": [2.0, 2.0, 4.0], "patch_size": [16, 16, 16]}},
+                **HN_TINY, "organ_setup": "thesis", "pixdim": [2.0, 2.0, 4.0], "patch_size": [16, 16, 16]}},
         },
         "full_slices": {"knee_eas_unet": 160, "lower_limb_afu_unet": 200, "spine_msr_attention_unet": 200},
         "networks": {"scale": 1 / 16, "size2d": 32, "size3d": (16, 16, 16)},
@@ -304,7 +307,7 @@ def train_one(bundle: str, data: Path, tmp: Path, variant: str, profile: dict) -
     overrides = {**profile["train"][bundle], **_loader_overrides(variant, bundle), "dataset_dir": str(data),
                  "ckpt_dir": str(tmp / "ckpt"), "output_dir": str(tmp / "tb"), "max_epochs": profile["train_epochs"],
                  "train#trainer#train_handlers": [], "resume": False}
-    wf = workflow(bundle, ["train.json"], "train", **overrides)
+    wf = workflow(bundle, TRAIN_CONFIGS.get(bundle, ["train.json"]), "train", **overrides)
     wf.initialize()
     set_determinism(seed=0)
     trainer = wf.parser.get_parsed_content("train#trainer")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 from monai.handlers import HausdorffDistance, IgniteMetricHandler
-from monai.metrics import CumulativeIterationMetric
+from monai.metrics import CumulativeIterationMetric, HausdorffDistanceMetric
 from monai.metrics.confusion_matrix import compute_confusion_matrix_metric, get_confusion_matrix
 from monai.metrics.utils import do_metric_reduction
 
@@ -22,13 +22,55 @@ def _spacing(y_pred: Sequence[torch.Tensor]) -> list[list[float]] | None:
     return spacing
 
 
+class MissedIsInfiniteHausdorffDistance(HausdorffDistanceMetric):
+    """MONAI's ``HausdorffDistanceMetric``, whose percentile distance (HD95) is ``inf`` where the plain HD is.
+
+    When exactly one of prediction and reference is empty for a class (an organ missed entirely, or predicted
+    in a case without it), MONAI 1.6 gives the plain Hausdorff distance ``inf`` but its percentile version
+    ``NaN`` (the percentile of all-infinite distances interpolates ``inf - inf``). NaN means "not scored", so
+    a missed organ would silently drop out of the HD95 mean; this restores ``inf`` for such classes of the
+    symmetric distance. Both empty stays NaN (nothing to compare), as in MONAI.
+    """
+
+    def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor, **kwargs) -> torch.Tensor:  # type: ignore
+        hd = super()._compute_tensor(y_pred, y, **kwargs)
+        if self.percentile is None or self.directed:
+            return hd
+        first = 0 if self.include_background else 1
+        pred_any = torch.as_tensor(y_pred)[:, first:].flatten(2).bool().any(-1)
+        ref_any = torch.as_tensor(y)[:, first:].flatten(2).bool().any(-1)
+        one_empty = (pred_any != ref_any).to(hd.device)
+        return torch.where(one_empty, torch.full_like(hd, float("inf")), hd)
+
+
 class HausdorffDistanceMM(HausdorffDistance):
     """MONAI's ``HausdorffDistance`` handler, measured in mm using each case's voxel spacing.
 
     MONAI 1.6's ignite handler calls the metric without ``spacing``, so distances come out in voxels;
     paper 003 (Table 1) reports HD in mm on anisotropic MR. This reads the spacing from the decollated
-    prediction MetaTensors (``pixdim``) and passes it on. ``percentile=95`` gives HD95.
+    prediction MetaTensors (``pixdim``) and passes it on. ``percentile=95`` gives HD95, ``inf`` for an organ
+    missed entirely like the plain HD (see :class:`MissedIsInfiniteHausdorffDistance`).
     """
+
+    def __init__(
+        self,
+        include_background: bool = False,
+        distance_metric: str = "euclidean",
+        percentile: float | None = None,
+        directed: bool = False,
+        reduction: str = "mean",
+        output_transform=lambda x: x,
+        save_details: bool = True,
+    ) -> None:
+        super().__init__(include_background, distance_metric, percentile, directed, reduction, output_transform,
+                         save_details)
+        self.metric_fn = MissedIsInfiniteHausdorffDistance(
+            include_background=include_background,
+            distance_metric=distance_metric,
+            percentile=percentile,
+            directed=directed,
+            reduction=reduction,
+        )
 
     def update(self, output: Sequence[torch.Tensor]) -> None:
         if len(output) != 2:

@@ -31,8 +31,17 @@ CONTOURED = "contoured"
 
 
 def with_organ(items: Sequence[Mapping], organ: str) -> list[dict]:
-    """The datalist entries that contour ``organ`` (entries without a ``"contoured"`` list contour every organ)."""
-    return [dict(i) for i in items if CONTOURED not in i or organ in i[CONTOURED]]
+    """The datalist entries that contour ``organ`` (entries without a ``"contoured"`` list contour every organ).
+
+    Raises ValueError when none does: an organ net cannot be trained or selected on nothing.
+    """
+    kept = [dict(i) for i in items if CONTOURED not in i or organ in i[CONTOURED]]
+    if not kept:
+        raise ValueError(
+            f"none of the {len(items)} cases contours {organ} (their 'contoured' lists lack it): add cases that do, "
+            "or leave this organ net untrained"
+        )
+    return kept
 
 
 def contoured_of(label: torch.Tensor, num_organs: int) -> torch.Tensor | None:

@@ -41,12 +41,10 @@ IMAGE_PATTERNS = ("*.nii.gz", "*.nii", "*.nrrd", "*.jpg", "*.png", "*.tif", "*.s
 #: config changes MONAI Label needs, written into the app's copies where the key exists:
 #: - ``resume``: each ``/train/`` request is a fresh fine-tuning of ``models/model.pt`` (MONAI Label loads it
 #:   itself); resuming the previous request's ``checkpoint.pt`` would restore its weights and epoch count, and a
-#:   second 1-epoch request would find its run already finished and train nothing;
-#: - MONAI Label sets the number of epochs as ``train#trainer#max_epochs``; the head-and-neck train.json then
-#:   trains its eight stage-2 nets for ``stage2#max_epochs`` (400) each whatever the request said, so the copy
-#:   ties the two together.
+#:   second 1-epoch request would find its run already finished and train nothing.
+#: (The head-and-neck train.json trains stage 1 and keeps the organ nets of the served ``model.pt``; its organ
+#: nets are separate configured steps, ``train_stage2.json``, that MONAI Label does not run.)
 MONAILABEL_OVERRIDES = {"resume": False}
-MONAILABEL_BUNDLE_OVERRIDES = {"head_neck_two_stage_unet": {"stage2#max_epochs": "@train#trainer#max_epochs"}}
 #: copied to ``<app>/lib/medseg.py``; ``main.py`` imports its ``BundleInferTask`` (see that file)
 APP_LIB = Path(__file__).resolve().parent / "app_lib.py"
 ORIGINAL_IMPORT = "from monailabel.tasks.infer.bundle import BundleInferTask\n"
@@ -170,7 +168,7 @@ def copy_bundle(bundle: str, app_dir: Path, weights: Path, overrides: dict | Non
         shutil.copyfile(src, dst / rel)
     (dst / "models").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(weights, dst / "models" / "model.pt")
-    apply_overrides(dst, {**MONAILABEL_OVERRIDES, **MONAILABEL_BUNDLE_OVERRIDES.get(bundle, {})}, required=False)
+    apply_overrides(dst, MONAILABEL_OVERRIDES, required=False)
     apply_overrides(dst, overrides or {})
     label_channel_def(dst)
     return dst

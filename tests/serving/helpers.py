@@ -39,7 +39,7 @@ TINY = {
     "lower_limb_afu_unet": {"network_def#features": [4, 8, 16, 32], "pixdim": [3.0, 3.0, -1]},
     "spine_msr_attention_unet": {"network_def#features": [8, 16, 32, 64, 128], "pixdim": [3.0, 3.0, -1]},
     "head_neck_two_stage_unet": {"features": [4, 8, 16, 32], "stage1_size": [32, 32, 16],
-                                 "crop_sizes": {o: [16, 16, 16] for o in head_neck.ORGANS},
+                                 "crop_sizes": {o: [16, 16, 16] for o in head_neck.organs()},
                                  "pixdim": [6.0, 6.0, 7.5], "min_margin": [2, 2, 1]},
 }
 

@@ -94,3 +94,5 @@ def test_each_organ_net_trains_only_on_cases_that_contour_it():
     items = [{"image": "1", "contoured": ["a", "b"]}, {"image": "2", "contoured": ["a"]}, {"image": "3"}]
     assert [i["image"] for i in with_organ(items, "b")] == ["1", "3"]
     assert [i["image"] for i in with_organ(items, "a")] == ["1", "2", "3"]
+    with pytest.raises(ValueError, match="none of the 1 cases contours c"):
+        with_organ(items[1:2], "c")
