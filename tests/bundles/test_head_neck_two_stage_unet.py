@@ -303,7 +303,7 @@ def test_train_and_inference_share_preprocessing_network_and_organs(setup):
     steps = [strip(t) for t in infer["preprocessing"]["transforms"] if t["_target_"] not in skip]
     assert [strip(t) for t in train["load_transforms"] if t["_target_"] not in skip] == steps
     assert train["network_def"] == infer["network_def"]
-    keys = ("organ_setup", "pixdim", "window_min", "window_max", "intensity_mean", "intensity_std", "features", "norm",
+    keys = ("organ_setup", "patch_size", "pixdim", "window_min", "window_max", "intensity_mean", "intensity_std", "features", "norm",
             "dropout", "stage1_size", "crop_sizes", "min_margin", "box_fraction")
     assert {k: train[k] for k in keys} == {k: infer[k] for k in keys}
     organs = train.get_parsed_content("organs")
