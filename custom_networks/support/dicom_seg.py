@@ -80,27 +80,32 @@ def _code(keyword: str):
     return getattr(codes.SCT, keyword)
 
 
-#: normalised class name -> (property category, property type, laterality) as SNOMED CT keywords of
-#: pydicom's code dictionary (DICOM CID 7150 / 7151 / 244). Unknown names fall back to "Anatomical
-#: Structure" for both; the segment label always carries the name from channel_def.
-PROPERTY_CODES: dict[str, tuple[str, str, str | None]] = {
-    "bone": ("Tissue", "Bone", None),
-    "spine": ("AnatomicalStructure", "Spine", None),
-    "brainstem": ("AnatomicalStructure", "BrainStem", None),
-    "lefteye": ("AnatomicalStructure", "Eye", "Left"),
-    "righteye": ("AnatomicalStructure", "Eye", "Right"),
-    "leftopticnerve": ("AnatomicalStructure", "OpticNerve", "Left"),
-    "rightopticnerve": ("AnatomicalStructure", "OpticNerve", "Right"),
-    "leftparotid": ("AnatomicalStructure", "ParotidGland", "Left"),
-    "rightparotid": ("AnatomicalStructure", "ParotidGland", "Right"),
-    "mandible": ("AnatomicalStructure", "Mandible", None),
-    "femoralcartilage": ("Tissue", "Cartilage", None),
-    "tibialcartilage": ("Tissue", "Cartilage", None),
+#: class name without its side, normalised (lower case, no separators) -> (property category, property type) as
+#: SNOMED CT keywords of pydicom's code dictionary (DICOM CID 7150 / 7151). A "left" or "right" word anywhere in the
+#: name ("left parotid", "parotid_left") becomes the laterality modifier (CID 244). Unknown names fall back to
+#: "Anatomical Structure" for both; the segment label always carries the class name itself.
+PROPERTY_CODES: dict[str, tuple[str, str]] = {
+    "bone": ("Tissue", "Bone"),
+    "spine": ("AnatomicalStructure", "Spine"),
+    "brainstem": ("AnatomicalStructure", "BrainStem"),
+    "spinalcord": ("AnatomicalStructure", "SpinalCord"),
+    "eye": ("AnatomicalStructure", "Eye"),
+    "opticnerve": ("AnatomicalStructure", "OpticNerve"),
+    "parotid": ("AnatomicalStructure", "ParotidGland"),
+    "mandible": ("AnatomicalStructure", "Mandible"),
+    "esophagus": ("AnatomicalStructure", "Esophagus"),
+    "larynx": ("AnatomicalStructure", "Larynx"),
+    "femoralcartilage": ("Tissue", "Cartilage"),
+    "tibialcartilage": ("Tissue", "Cartilage"),
 }
 
 
-def _normalise(name: str) -> str:
-    return re.sub(r"[\s_\-]+", "", name.lower())
+def property_codes(name: str) -> tuple[str, str, str | None]:
+    """(category, type, laterality or None) SNOMED CT keywords of a class name (see :data:`PROPERTY_CODES`)."""
+    words = [w for w in re.split(r"[\s_\-]+", name.lower()) if w]
+    laterality = "Left" if "left" in words else "Right" if "right" in words else None
+    base = "".join(w for w in words if w not in ("left", "right"))
+    return (*PROPERTY_CODES.get(base, ("AnatomicalStructure", "AnatomicalStructure")), laterality)
 
 
 def segment_names(channel_def: Mapping[str, str]) -> dict[int, str]:
@@ -249,8 +254,7 @@ def _segment_description(number: int, name: str, algorithm):
     import highdicom as hd
     from highdicom.sr.coding import CodedConcept
 
-    fallback = ("AnatomicalStructure", "AnatomicalStructure", None)
-    category, kind, laterality = PROPERTY_CODES.get(_normalise(name), fallback)
+    category, kind, laterality = property_codes(name)
     desc = hd.seg.SegmentDescription(
         segment_number=number,
         segment_label=name[:64],

@@ -155,12 +155,13 @@ def test_stage1_keeps_the_organ_nets_of_the_pipeline_it_retrains(openkbp, tmp_pa
     """MONAI Label's /train runs train.json (stage 1) on the served model.pt: the organ nets must survive."""
     ckpt = tmp_path / "models"
     ckpt.mkdir()
-    shutil.copy(openkbp.ckpt / "model.pt", ckpt / "model.pt")
-    before = ckpt_state(ckpt / "model.pt")
+    served = {k: v + 1.0 if k.startswith("stage2.") and v.is_floating_point() else torch.zeros_like(v)
+              for k, v in ckpt_state(openkbp.ckpt / "model.pt").items()}  # organ nets marked, stage 1 zeroed
+    torch.save(served, ckpt / "model.pt")
     run(openkbp.bundle.workflow(["train.json"], "train", max_epochs=1, **{**openkbp.paths, "ckpt_dir": str(ckpt)}))
     after = ckpt_state(ckpt / "model.pt")
-    assert all(torch.equal(v, after[k]) for k, v in before.items() if k.startswith("stage2."))
-    assert not all(torch.equal(v, after[k]) for k, v in before.items() if k.startswith("stage1."))
+    assert all(torch.equal(v, after[k]) for k, v in served.items() if k.startswith("stage2."))
+    assert all(after[k].abs().sum() > 0 for k in served if k.startswith("stage1.") and k.endswith("conv.weight"))
 
 
 # --- the thesis's eight organs on rendered cases -------------------------------------------------------------

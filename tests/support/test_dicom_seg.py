@@ -238,10 +238,9 @@ def real_series(tmp_path):
 #: bundle -> (tiny overrides for the real series, segment labels expected from its channel_def)
 REAL_SERIES_BUNDLES = {
     "lower_limb_afu_unet": (FAST, ["bone"]),  # one sigmoid channel: segment 1
-    "head_neck_two_stage_unet": (  # 9-class softmax: segments 1..8, left/right as modifiers
+    "head_neck_two_stage_unet": (  # 8-class softmax: segments 1..7, left/right as modifiers
         {**HEAD_NECK_TINY, "pixdim": [6.0, 6.0, 2.0]},
-        ["brainstem", "left eye", "right eye", "left optic nerve", "right optic nerve", "left parotid",
-         "right parotid", "mandible"],
+        ["brainstem", "spinal_cord", "parotid_right", "parotid_left", "mandible", "esophagus", "larynx"],
     ),
 }
 
@@ -297,8 +296,8 @@ def test_bundle_inference_writes_a_seg_that_matches_the_nifti(bundle_weights, re
         assert desc.SegmentAlgorithmType == "AUTOMATIC"
         algorithm = desc.SegmentationAlgorithmIdentificationSequence[0]
         assert (algorithm.AlgorithmName, algorithm.AlgorithmVersion) == (meta["name"], meta["version"])
-        side = desc.SegmentLabel.split()[0]
-        if side in ("left", "right"):
+        side = next((w for w in desc.SegmentLabel.replace("_", " ").split() if w in ("left", "right")), None)
+        if side is not None:
             modifier = desc.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence[0]
             assert modifier.CodeMeaning.lower() == side
 
@@ -328,3 +327,13 @@ def test_bundle_inference_writes_a_seg_that_matches_the_nifti(bundle_weights, re
                                    by_uid[ref].ImagePositionPatient, atol=1e-4)
     print(f"{bundle.name}: SEG vs NIfTI max per-voxel difference {max_diff} over {compared} voxels x "
           f"{len(numbers)} segments, {seg.NumberOfFrames} frames, foreground {(label > 0).mean():.3f}")
+
+
+def test_segment_codes_read_the_side_in_either_word_order():
+    from custom_networks.support.dicom_seg import property_codes
+
+    assert property_codes("left parotid") == property_codes("parotid_left") == ("AnatomicalStructure", "ParotidGland", "Left")
+    assert property_codes("eye_right")[1:] == ("Eye", "Right")
+    assert property_codes("spinal_cord") == ("AnatomicalStructure", "SpinalCord", None)
+    assert property_codes("larynx")[1] == "Larynx" and property_codes("esophagus")[1] == "Esophagus"
+    assert property_codes("kidney") == ("AnatomicalStructure", "AnatomicalStructure", None)
