@@ -45,12 +45,13 @@ def load_pipeline_weights(
     return network
 
 
-def combine_pipelines(stage1_path: str, stage2_path: str, out_path: str) -> None:
+def combine_pipelines(stage1_path: str, stage2_path: str, out_path: str, half: bool = False) -> None:
     """Write ``out_path``: the ``stage1.*`` tensors of ``stage1_path`` and the ``stage2.*`` ones of ``stage2_path``.
 
     Stage 2 trains on crops around the ground truth (thesis section 3.4), not on stage 1's output, so the
     organ nets can train beside stage 1 in another ``ckpt_dir`` (``--stage_setup`` with ``missing_ok``)
-    and be joined afterwards. Written atomically; neither input is changed.
+    and be joined afterwards. With ``half`` the floating-point tensors are stored as float16, half the file
+    (``load_state_dict`` casts them back to the network's float32). Written atomically; neither input is changed.
     """
     from .paths import write_atomically
 
@@ -63,4 +64,6 @@ def combine_pipelines(stage1_path: str, stage2_path: str, out_path: str) -> None
     combined.update({k: v for k, v in second.items() if k.startswith("stage2.")})
     if set(combined) != set(first) | set(second) or not combined:
         raise ValueError(f"{stage1_path} and {stage2_path} are not two-stage pipelines of the same organs")
+    if half:
+        combined = {k: v.half() if v.is_floating_point() else v for k, v in combined.items()}
     write_atomically(out_path, lambda f: torch.save(combined, f))
