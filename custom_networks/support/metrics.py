@@ -52,24 +52,12 @@ class HausdorffDistanceMM(HausdorffDistance):
     missed entirely like the plain HD (see :class:`MissedIsInfiniteHausdorffDistance`).
     """
 
-    def __init__(
-        self,
-        include_background: bool = False,
-        distance_metric: str = "euclidean",
-        percentile: float | None = None,
-        directed: bool = False,
-        reduction: str = "mean",
-        output_transform=lambda x: x,
-        save_details: bool = True,
-    ) -> None:
-        super().__init__(include_background, distance_metric, percentile, directed, reduction, output_transform,
-                         save_details)
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        m = self.metric_fn  # MONAI's metric, built from the arguments above: the same, with misses as inf
         self.metric_fn = MissedIsInfiniteHausdorffDistance(
-            include_background=include_background,
-            distance_metric=distance_metric,
-            percentile=percentile,
-            directed=directed,
-            reduction=reduction,
+            include_background=m.include_background, distance_metric=m.distance_metric, percentile=m.percentile,
+            directed=m.directed, reduction=m.reduction,
         )
 
     def update(self, output: Sequence[torch.Tensor]) -> None:

@@ -8,13 +8,19 @@ so ``model.pt`` always holds one consistent pipeline.
 
 from __future__ import annotations
 
-import logging
 import os
+
 import torch
 
-from .paths import require_weights
+from .checkpoints import read_checkpoint
+from .paths import require_weights, write_atomically
 
-logger = logging.getLogger(__name__)
+
+def _pipeline_state(path: str) -> dict:
+    """The tensors of a two-stage ``model.pt`` in either layout MONAI's ``CheckpointSaver`` writes
+    (``{"model": state_dict}`` or the bare state dict); a missing file raises "train stage 1 first"."""
+    state = read_checkpoint(require_weights(path))
+    return state.get("model", state)
 
 
 def load_pipeline_weights(
@@ -22,7 +28,6 @@ def load_pipeline_weights(
 ) -> torch.nn.Module:
     """Load a whole two-stage ``model.pt`` into ``network`` before a training step (tensors only).
 
-    Accepts both layouts MONAI's ``CheckpointSaver`` writes (``{"model": state_dict}`` or the bare state dict).
     With ``prefix`` only the tensors whose names start with it are loaded (stage 1 keeps the organ nets of an
     existing pipeline with ``prefix="stage2."``, so the ``model.pt`` it saves is still whole); otherwise the load
     is strict. A missing file raises the bundle's "train stage 1 first" error, or with ``missing_ok`` leaves
@@ -31,8 +36,7 @@ def load_pipeline_weights(
     """
     if missing_ok and not os.path.isfile(path):
         return network
-    state = torch.load(require_weights(path), map_location="cpu", weights_only=True)
-    state = state.get("model", state)
+    state = _pipeline_state(path)
     if prefix:
         result = network.load_state_dict({k: v for k, v in state.items() if k.startswith(prefix)}, strict=False)
         if result.unexpected_keys:
@@ -53,13 +57,7 @@ def combine_pipelines(stage1_path: str, stage2_path: str, out_path: str, half: b
     and be joined afterwards. With ``half`` the floating-point tensors are stored as float16, half the file
     (``load_state_dict`` casts them back to the network's float32). Written atomically; neither input is changed.
     """
-    from .paths import write_atomically
-
-    def tensors(path: str) -> dict:
-        state = torch.load(require_weights(path), map_location="cpu", weights_only=True)
-        return state.get("model", state)
-
-    first, second = tensors(stage1_path), tensors(stage2_path)
+    first, second = _pipeline_state(stage1_path), _pipeline_state(stage2_path)
     combined = {k: v for k, v in first.items() if k.startswith("stage1.")}
     combined.update({k: v for k, v in second.items() if k.startswith("stage2.")})
     if set(combined) != set(first) | set(second) or not combined:
