@@ -1,9 +1,14 @@
-"""Network code of the four papers' bundles (referenced from bundle configs as ``custom_networks.<Class>``)."""
+"""Network code of the four papers' bundles and the runtime pieces their configs call.
 
-from .afu_unet import AFUNet
-from .eas_unet import EASUNet
-from .msr_attention_unet import MSRAttentionUNet
-from .two_stage import TwoStageUNet
-from .unet3d import UNet3D
+The one installed package, vendored whole into every bundle zip (``scripts/package.py``), so a config that names
+``custom_networks.<...>`` runs from the repo, a bundle folder or an extracted zip. One subpackage per job:
+:mod:`.nets` (the networks), :mod:`.blocks` (their layers), :mod:`.ops` (pure helpers), :mod:`.transforms`,
+:mod:`.engine` (ignite/MONAI handlers), :mod:`.writers` (DICOM SEG, STL), :mod:`.bundle` (bundle root, datalists,
+weights), :mod:`.labels` (class lists and maps) and :mod:`.compression`. Configs name the networks from here
+(``custom_networks.<Net>``), so ``network_def`` targets and the state-dict keys of trained weights stay put.
+"""
 
-__all__ = ["AFUNet", "EASUNet", "MSRAttentionUNet", "TwoStageUNet", "UNet3D"]
+from . import compression  # noqa: F401  (its import lets every network load compressed checkpoints)
+from .nets import AFUNet, EASUNet, MainOutput, MSRAttentionUNet, TwoStageUNet, UNet3D
+
+__all__ = ["AFUNet", "EASUNet", "MSRAttentionUNet", "TwoStageUNet", "UNet3D", "MainOutput"]

@@ -274,7 +274,7 @@ def write_volume(bundle: str, shape: tuple[int, ...], path: Path) -> Path:
 # ----------------------------------------------------------------------------------------------- training
 def _loader_overrides(variant: str, bundle: str) -> dict:
     """Config overrides of one loader set-up (the bundles' own is ``cache``)."""
-    data = f"$custom_networks.support.datalist.load_datalist(@datalist, 'training', bundle_name='{bundle}')"
+    data = f"$custom_networks.bundle.datalist.load_datalist(@datalist, 'training', bundle_name='{bundle}')"
     if variant == "no_cache":
         return {"train#dataset": {"_target_": "Dataset", "data": data, "transform": "@train#preprocessing"}}
     if variant == "cache_thread":
@@ -632,7 +632,7 @@ def torchrun_section(tmp: Path, profile: dict, threads: int) -> dict:
                               "output_dir": str(run_dir / "tb"), "max_epochs": cfg["epochs"], "resume": False,
                               "val_interval": 1000,  # never validates; two validation cases so each rank has one
                               "validate#dataset#data":
-                                  "$custom_networks.support.datalist.load_datalist(@datalist, 'training')"}}
+                                  "$custom_networks.bundle.datalist.load_datalist(@datalist, 'training')"}}
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "spec.json").write_text(json.dumps(spec))
         per_rank = max(1, threads // n)

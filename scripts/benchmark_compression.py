@@ -97,7 +97,7 @@ def _net_latency(spec: dict) -> dict:
     import torch
 
     if spec.get("onnx"):
-        from custom_networks.compression.int8 import OnnxRuntimeNetwork
+        from custom_networks.compression.onnx_export import OnnxRuntimeNetwork
 
         net = OnnxRuntimeNetwork(spec["onnx"], num_threads=spec["threads"])
     elif spec.get("thesis_widths"):
@@ -124,7 +124,7 @@ def _pipeline(spec: dict) -> dict:
     wf.initialize()
     evaluator = wf.parser.get_parsed_content("evaluator" if spec["mode"] == "infer" else "validate#evaluator")
     if spec.get("onnx"):
-        from custom_networks.compression.int8 import OnnxRuntimeNetwork
+        from custom_networks.compression.onnx_export import OnnxRuntimeNetwork
 
         def use_int8(engine):  # after the CheckpointLoader, registered before this handler
             owner, _, name = spec["target"].rpartition(".")
@@ -169,7 +169,8 @@ def _export_int8(compressed: Path, spec: dict, threads: int) -> Path:
     import torch
     from monai.bundle import ConfigParser
 
-    from custom_networks.compression.int8 import export_onnx, quantize_int8
+    from custom_networks.compression.int8 import quantize_int8
+    from custom_networks.compression.onnx_export import export_onnx
 
     torch.set_num_threads(threads)
     target = _target_from_bundle({**spec, "ckpt": str(compressed / "model.pt")})
@@ -212,7 +213,7 @@ def run(
 
     ``out`` defaults to the first compressed folder.
     """
-    from custom_networks.support.paths import as_bool
+    from custom_networks.ops.flags import as_bool
 
     dice, thesis_widths = as_bool(dice, "dice"), as_bool(thesis_widths, "thesis_widths")
     folders = [Path(c).resolve() for c in (compressed.split(",") if isinstance(compressed, str) else compressed)]
@@ -261,7 +262,8 @@ def run(
     if thesis_widths:
         import torch
 
-        from custom_networks.compression.int8 import export_onnx, quantize_int8
+        from custom_networks.compression.int8 import quantize_int8
+        from custom_networks.compression.onnx_export import export_onnx
 
         full = {**base, "input": [208, 208, 72], "thesis_widths": True}
         results["thesis_widths"]["original"] = _measure("net", {**full, "variant": "thesis widths, original"})

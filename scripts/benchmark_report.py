@@ -288,7 +288,7 @@ def reference_overlay(out: str = "docs/img/real_ct_reference.png", slice_index: 
     from monai.transforms import LoadImage, Orientation
     from PIL import Image
 
-    from custom_networks.support.overlays import blend
+    from custom_networks.engine.overlays import blend
 
     data = Path(__file__).resolve().parents[2] / "shared" / "data" / "totalsegmentator_example"
     load = LoadImage(reader="ITKReader", image_only=True, ensure_channel_first=True)

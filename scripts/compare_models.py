@@ -71,7 +71,7 @@ BUNDLE_VARIANTS: dict[str, dict[str, dict]] = {
         # the paper's other baselines (Table 1), from MONAI, same widths
         "monai_basic_unetplusplus": {
             "network_def": {
-                "_target_": "custom_networks.wrappers.MainOutput",
+                "_target_": "custom_networks.MainOutput",
                 "net": {"_target_": "BasicUNetPlusPlus", "spatial_dims": 2, "in_channels": 1,
                         "out_channels": "@num_classes", "features": KNEE_FEATURES + [KNEE_FEATURES[0]]},
             },

@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 from monai.bundle import ConfigParser
 
-from custom_networks.support.checkpoints import mismatch_error, read_checkpoint
+from custom_networks.bundle.weights import mismatch_error, read_state_dict, require_weights
 
 from custom_networks.compression import channel_pruning, quantization, threshold_pruning
 from custom_networks.compression.checkpoint import FORMAT_KEY, compressed_state_dict, conv_weight_count, save_checkpoint
@@ -68,20 +68,9 @@ def _as_tuple(value, name: str) -> tuple[float, ...]:
         raise ValueError(f"--{name} must be comma-separated numbers, got {value!r}.") from exc
 
 
-def require_trained(ckpt: Path, bundle: Path) -> None:
-    """A missing checkpoint means an untrained bundle: say how to train it."""
-    if not ckpt.is_file():
-        raise FileNotFoundError(
-            f"no trained weights at {ckpt}: train the bundle first "
-            f"(python -m monai.bundle run --config_file {bundle / 'configs' / 'train.json'}) or pass --ckpt."
-        )
-
-
-def load_source_weights(network: nn.Module, ckpt: Path, bundle: Path) -> None:
+def load_source_weights(network: nn.Module, ckpt: Path) -> None:
     """Load the trained checkpoint into ``network``, with an error that says what to do when it can't."""
-    require_trained(ckpt, bundle)
-    state = read_checkpoint(ckpt)
-    state = state.get("model", state) if isinstance(state, dict) else state
+    state = read_state_dict(ckpt)
     if any(k.endswith(FORMAT_KEY) for k in state):
         raise ValueError(f"{ckpt} is already compressed; compress the original trained checkpoint instead.")
     try:
@@ -167,7 +156,7 @@ def compress(
 
     Returns the report written to ``<out>/compression.json``.
     """
-    from custom_networks.support.paths import as_bool
+    from custom_networks.ops.flags import as_bool
     from monai.utils import set_determinism
 
     folder = bundle_folder(bundle)
@@ -178,14 +167,14 @@ def compress(
     validate = as_bool(validate, "validate")
     if levels is not None:
         quantization.level_step(levels)  # validates the level count before any work
-    require_trained(source, folder)
+    require_weights(source, str(folder / "configs" / "train.json"), "--ckpt with the trained checkpoint")
     if source.resolve().parent == out_dir.resolve():
         raise ValueError(f"--out {out_dir} holds the source checkpoint {source}; choose another folder.")
 
     started = time.time()
     set_determinism(seed=0)
     work = _Bundle(folder, overrides, out_dir)
-    load_source_weights(work.network, source, folder)
+    load_source_weights(work.network, source)
     target_name, target = work.target()
     prefix = f"{target_name}." if target_name else ""
     report: dict = {"bundle": folder.name, "source": str(source), "target": target_name or "network",

@@ -10,7 +10,8 @@ Writes into ``--out``:
   ckpt_export``; the bundle's metadata and inference config are stored inside). ``torch.jit.script`` is
   tried first; when the network does not script it is traced (``use_trace``) on the example input, which is
   exact for these networks because their control flow does not depend on the data; the report says which.
-- ``<part>.onnx``: ``torch.onnx.export(dynamo=True)`` (opset 18). 2D networks get a dynamic batch and
+- ``<part>.onnx``: the package's one exporter, ``custom_networks.compression.onnx_export.export_onnx``, with
+  ``torch.onnx.export(dynamo=True)`` (opset 18; input ``"image"``, output ``"pred"``). 2D networks get a dynamic batch and
   dynamic height and width (inputs must be multiples of the network's ``size_multiple``), so they serve
   ``SliceInferer`` batches of any slice size; 3D parts have the fixed input size the bundle feeds them.
 - ``export_report.json``: per part, the input shapes checked, the max abs difference of the ONNX Runtime
@@ -21,7 +22,8 @@ Parts: the whole network (``model``) for the 2D bundles. ``head_neck_two_stage_u
 finds each organ's box from stage 1's argmax by connected components (NumPy/SciPy) and crops a box whose
 size depends on the data, which neither TorchScript nor ``torch.export`` can capture; its networks are
 exported separately: ``stage1`` (9-class UNet3D at ``stage1_size``) and ``stage2_<organ>`` (binary UNet3D at
-the organ's ``crop_sizes``). The box logic stays in Python (``custom_networks.two_stage``).
+the organ's ``crop_sizes``). The box logic stays in Python (``custom_networks.nets.two_stage``,
+``custom_networks.ops.boxes``).
 
 Agreement: every output must satisfy ``max|ort - torch| <= atol * max(1, max|torch|)`` (default
 ``atol = 1e-4``; fp32 kernels differ in summation order, measured differences are about 1e-7 to 1e-5).
@@ -44,8 +46,9 @@ import fire
 import numpy as np
 import torch
 
-from custom_networks.support.checkpoints import mismatch_error, read_checkpoint
-from custom_networks.support.paths import as_bool
+from custom_networks.bundle.weights import mismatch_error, read_checkpoint, state_dict_of
+from custom_networks.compression.onnx_export import export_onnx
+from custom_networks.ops.flags import as_bool
 from .package import BUNDLES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,12 +82,12 @@ def bundle_parser(bundle: str, overrides: dict[str, Any]):
 def load_weights(net: torch.nn.Module, ckpt: str | Path) -> bool:
     """Load ``ckpt`` (``{"model": state_dict}`` or a plain state dict) strictly; returns whether it was nested."""
     state = read_checkpoint(ckpt)
-    nested = isinstance(state, dict) and "model" in state and isinstance(state["model"], dict)
+    weights = state_dict_of(state)
     try:
-        net.load_state_dict(state["model"] if nested else state, strict=True)
+        net.load_state_dict(weights, strict=True)
     except RuntimeError as e:
         raise mismatch_error(ckpt, e) from e
-    return nested
+    return weights is not state
 
 
 def parts_of(bundle: str, net: torch.nn.Module, in_channels: int, shape: tuple[int, ...] | None = None,
@@ -101,14 +104,6 @@ def parts_of(bundle: str, net: torch.nn.Module, in_channels: int, shape: tuple[i
     size = m * math.ceil(SLICE_SIZE / m)
     default = (1, c, size, size)
     return [Part("model", net, "", "", tuple(shape) if shape else default, dynamic)]
-
-
-def _dynamic_shapes(part: Part) -> tuple | None:
-    """Batch, height and width free for a 2D part (``Dim.DYNAMIC``: about half the export time of named dims
-    constrained to multiples of ``size_multiple``; inputs must still be such multiples, as the bundle pads them)."""
-    if not part.dynamic:
-        return None
-    return ({axis: torch.export.Dim.DYNAMIC for axis in [0, *range(2, len(part.shape))]},)
 
 
 def _check_shapes(part: Part) -> list[tuple[int, ...]]:
@@ -160,16 +155,6 @@ def export_torchscript(bundle: str, part: Part, ckpt: Path, nested: bool, path: 
             else:
                 ckpt_export(**kwargs, use_trace=True, input_shape=list(part.shape))
     return method
-
-
-def export_onnx(part: Part, path: Path) -> None:
-    """``torch.onnx.export(dynamo=True)`` of ``part`` on a random input of its example shape."""
-    x = torch.rand(part.shape)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(part.module, (x,), dynamo=True, dynamic_shapes=_dynamic_shapes(part),
-                                    input_names=["image"], output_names=["pred"], verbose=False)
-    program.save(str(path))
 
 
 def check_part(part: Part, ts_path: Path, onnx_path: Path, atol: float, threads: int, repeats: int) -> dict:
@@ -230,7 +215,8 @@ def export_bundle(bundle: str, ckpt: str | Path, out: str | Path, overrides: dic
         ts_path, onnx_path = out / f"{part.name}.ts", out / f"{part.name}.onnx"
         start = time.perf_counter()
         method = export_torchscript(bundle, part, Path(ckpt), nested, ts_path, overrides)
-        export_onnx(part, onnx_path)
+        export_onnx(part.module, torch.rand(part.shape), onnx_path, dynamic=part.dynamic, dynamo=True,
+                    check_atol=None)  # check_part compares it below, on more shapes
         entry = {"torchscript": str(ts_path), "torchscript_method": method, "onnx": str(onnx_path),
                  "export_s": time.perf_counter() - start, "dynamic": part.dynamic}
         entry.update(check_part(part, ts_path, onnx_path, atol, threads, repeats))

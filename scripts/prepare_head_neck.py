@@ -8,7 +8,7 @@ Usage (from the repository root)::
 
 Output layout: ``<out>/images/<case>.nii.gz`` (``int16`` HU, CT-like, rendered by
 :mod:`scripts.phantoms.head_neck_ct`), ``<out>/labels/<case>.nii.gz`` (``uint8``, 0 background,
-1..8 ``custom_networks.support.head_neck.ORGANS``), both in the masks' own world geometry (stored
+1..8 ``custom_networks.labels.head_neck.ORGANS``), both in the masks' own world geometry (stored
 RAS+), and ``<out>/datalist.json`` (Medical Segmentation Decathlon form, paths relative to it).
 
 Split by case (:func:`split_cases`): cases sorted by ``crc32(name)``; the first ``n_val`` go to
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import fire
 
-from custom_networks.support.head_neck import CLASS_NAMES
+from custom_networks.labels.head_neck import CLASS_NAMES
 
 from .phantoms import (
     OutputDirError,

@@ -15,7 +15,7 @@ Output (``--out``):
 
 * ``images/pt_N.nii.gz``: the CT in HU, ``int16``, air (-1000) wherever OpenKBP stores nothing;
 * ``labels/pt_N.nii.gz``: one ``uint8`` label map, ``0`` background and organ ``i + 1`` =
-  ``custom_networks.support.head_neck.OPENKBP_ORGANS[i]``; where two contours overlap the later organ in
+  ``custom_networks.labels.head_neck.OPENKBP_ORGANS[i]``; where two contours overlap the later organ in
   that list wins (counted in the log);
 * both with the world geometry of the data's axes, stored as RAS+ NIfTI affines, each patient's own spacing,
   the volume centred on the world origin (OpenKBP gives no patient position);
@@ -42,7 +42,7 @@ from pathlib import Path
 import fire
 import numpy as np
 
-from custom_networks.support.head_neck import OPENKBP_ORGANS, OPENKBP_SOURCE_NAMES, class_names
+from custom_networks.labels.head_neck import OPENKBP_ORGANS, OPENKBP_SOURCE_NAMES, class_names
 
 from .phantoms import OutputDirError, finalize_output_dir, map_in_workers, prepare_output_dir, save_nifti
 

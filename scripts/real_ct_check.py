@@ -12,7 +12,7 @@ The two real CTs (TotalSegmentator's public test files, thorax / upper abdomen, 
   so that unlabelled slices are not scored as background.
 
 TotalSegmentator's classes are merged into the bundle's binary class with
-:func:`custom_networks.support.totalsegmentator.label_mapping` (``bone`` for the lower-limb bundle,
+:func:`custom_networks.labels.totalsegmentator.label_mapping` (``bone`` for the lower-limb bundle,
 ``vertebrae`` for the spine bundle) through the bundle's ``label_mapping`` entry: no label file is
 rewritten. Three measurements, each the bundle's ``evaluate.json`` on one or both CTs:
 
@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from monai.bundle import ConfigWorkflow
 
-from custom_networks.support.totalsegmentator import label_mapping
+from custom_networks.labels.totalsegmentator import label_mapping
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SHARED = REPO.parent / "shared" / "data"

@@ -151,7 +151,7 @@ def truncated_dicom_slice(tmp):
 
 
 def truncated_native_dicom_slice(tmp):
-    from tests.support.test_dicom_seg import write_series
+    from tests.writers.test_dicom_seg import write_series
 
     files = write_series(tmp / "series", [1, 0, 0, 0, 1, 0], rows=32, cols=32, n=6)
     _truncate(files[2])

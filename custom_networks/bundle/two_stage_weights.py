@@ -12,15 +12,14 @@ import os
 
 import torch
 
-from .checkpoints import read_checkpoint
-from .paths import require_weights, write_atomically
+from ..writers.base import write_atomically
+from .weights import read_state_dict, require_weights
 
 
 def _pipeline_state(path: str) -> dict:
-    """The tensors of a two-stage ``model.pt`` in either layout MONAI's ``CheckpointSaver`` writes
-    (``{"model": state_dict}`` or the bare state dict); a missing file raises "train stage 1 first"."""
-    state = read_checkpoint(require_weights(path))
-    return state.get("model", state)
+    """The tensors of a two-stage ``model.pt`` (:func:`~custom_networks.bundle.weights.read_state_dict`); a missing
+    file raises "train stage 1 first"."""
+    return read_state_dict(require_weights(path))
 
 
 def load_pipeline_weights(

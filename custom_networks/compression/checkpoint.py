@@ -8,11 +8,12 @@ A compressed checkpoint is an ordinary state dict, as the bundles' ``CheckpointS
   (float32 scalar) instead of a float32 ``<layer>.weight`` (4x smaller),
 - carries ``<prefix>compression_format`` (an int tensor) marking it.
 
-Every network of this repo registers :func:`load_compressed_pre_hook` (``PaperUNet.__init__``), so the
-bundles' ``CheckpointLoader``, MONAI Label's ``load_state_dict`` and ``torch.nn.Module.load_state_dict``
-read such a checkpoint into the full-size network built from the unchanged config: the hook decodes the
-codes and shrinks the layers to the checkpoint's channel counts (torch-pruning replays the removals so
-coupled layers and norms follow). A checkpoint without the marker loads exactly as before: a shape
+Importing this module adds :func:`load_compressed_pre_hook` to ``PaperUNet.load_state_dict_pre_hooks``, which
+every network of this repo registers when it is built (``custom_networks/__init__.py`` imports this package, so
+that happens before any network exists). The bundles' ``CheckpointLoader``, MONAI Label's ``load_state_dict``
+and ``torch.nn.Module.load_state_dict`` therefore read such a checkpoint into the full-size network built from
+the unchanged config: the hook decodes the codes and shrinks the layers to the checkpoint's channel counts
+(torch-pruning replays the removals so coupled layers and norms follow). A checkpoint without the marker loads exactly as before: a shape
 mismatch there is still an error.
 """
 
@@ -24,8 +25,9 @@ from collections.abc import Mapping
 import torch
 import torch.nn as nn
 
+from ..nets.base import PaperUNet
+from ..writers.base import write_atomically
 from .quantization import weight_codes
-from ..support.paths import write_atomically
 from .threshold_pruning import conv_layers
 
 __all__ = [
@@ -108,6 +110,9 @@ def load_compressed_pre_hook(module: nn.Module, state_dict: dict, prefix: str, *
         )
     _decode(state_dict, prefix)
     fit_to_state_dict(module, state_dict, prefix)
+
+
+PaperUNet.load_state_dict_pre_hooks.append(load_compressed_pre_hook)
 
 
 def save_checkpoint(state_dict: Mapping[str, torch.Tensor], path: str) -> None:

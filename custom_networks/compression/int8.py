@@ -1,16 +1,17 @@
-"""Int8 CPU inference through ONNX Runtime: export, static quantization, an ``nn.Module`` runner, a benchmark.
+"""Int8 CPU inference through ONNX Runtime: static quantization of an exported ONNX file, and a benchmark.
 
 This is this project's addition to paper 002's chapter 4 (papers.md 3.7), not a thesis step. The thesis
 quantizes the stage-1 weights to 31 levels (:mod:`.quantization`) but keeps float arithmetic, so that only
 shrinks the stored weights. Here the (pruned, optionally k-level quantized) network runs with int8
 activations and weights in ONNX Runtime's CPU kernels:
 
-1. :func:`export_onnx`: float32 ONNX file with a dynamic batch and dynamic spatial axes.
+1. :func:`~custom_networks.compression.onnx_export.export_onnx`: float32 ONNX file with a dynamic batch and
+   dynamic spatial axes.
 2. :func:`quantize_int8`: ONNX Runtime static quantization (QDQ, per-channel int8 weights, uint8
    activations calibrated by min/max on a few inputs).
-3. :class:`OnnxRuntimeNetwork`: an ``nn.Module`` that runs either file, so MONAI inferers
-   (``SimpleInferer``, ``SlidingWindowInferer``, ``SliceInferer``) and bundle configs call it like the
-   torch network.
+3. :class:`~custom_networks.compression.onnx_export.OnnxRuntimeNetwork`: an ``nn.Module`` that runs either
+   file, so MONAI inferers (``SimpleInferer``, ``SlidingWindowInferer``, ``SliceInferer``) and bundle configs
+   call it like the torch network.
 4. :func:`benchmark_int8`: torch float32, ORT float32 and ORT int8 timed side by side on one input.
 
 Works on any ``nn.Module`` (also one whose channel counts torch-pruning changed in place): nothing depends
@@ -47,7 +48,6 @@ import os
 import statistics
 import tempfile
 import time
-import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,97 +56,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-__all__ = ["OnnxRuntimeNetwork", "benchmark_int8", "export_onnx", "quantize_int8"]
+from .onnx_export import OnnxRuntimeNetwork, as_numpy, as_plain_tensor, export_onnx, load_onnx
 
-
-def _as_plain_tensor(x: Any) -> torch.Tensor:
-    """A plain ``torch.Tensor`` (MONAI ``MetaTensor`` -> ``.as_tensor()``; NumPy -> tensor)."""
-    if hasattr(x, "as_tensor"):
-        x = x.as_tensor()
-    return torch.as_tensor(x)
-
-
-def _as_numpy(x: Any) -> np.ndarray:
-    """Contiguous float32 NumPy array on the CPU of a tensor, MetaTensor or array."""
-    return np.ascontiguousarray(_as_plain_tensor(x).detach().to("cpu", torch.float32).numpy())
-
-
-def _dynamic_axes(ndim: int) -> dict[int, str]:
-    """Batch (0) and every spatial axis (2..ndim-1) dynamic; channels fixed."""
-    return {0: "batch", **{i: f"spatial_{i - 1}" for i in range(2, ndim)}}
-
-
-def export_onnx(
-    net: nn.Module,
-    example_input: torch.Tensor,
-    path: str | os.PathLike,
-    *,
-    dynamic: bool = True,
-    opset_version: int = 18,
-    dynamo: bool = False,
-    check_atol: float | None = 1e-4,
-) -> Path:
-    """Write ``net`` as a float32 ONNX model, weights inside the file (no ``.data`` side file).
-
-    Args:
-        net: any network (pruned or not); a CPU copy in eval mode is exported, ``net`` itself is untouched.
-        example_input: ``(B, C_in, *S)`` tensor (or MetaTensor) the graph is traced with, e.g.
-            ``(1, 1, 112, 112, 48)`` for stage 1 or ``(1, 1, 512, 512)`` for the 2D networks.
-        path: output ``.onnx`` file (parent folders are created).
-        dynamic: batch and spatial axes dynamic (input ``"input"``: ``(batch, C_in, spatial_1, ...)``,
-            output ``"output"``: ``(batch, C_out, spatial_1, ...)``), so sliding-window patches or slices of
-            other sizes run (sizes must still be multiples of the network's down-sampling factor).
-        opset_version: ONNX opset (18: ORT 1.14+).
-        dynamo: ``False`` (default) uses the TorchScript-based exporter: it exports these networks about 15x
-            faster (1-3 s instead of 20-50 s on 2 cores) with the same graph. ``True`` uses
-            ``torch.export``; it is also tried when the default exporter fails.
-        check_atol: when not ``None``, ONNX Runtime's output on ``example_input`` must match torch's within
-            ``check_atol * max(1, max|torch|)``, else ``RuntimeError`` (catches a broken export early).
-
-    Returns:
-        ``Path`` of the written file.
-    """
-    import onnx
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model = copy.deepcopy(net).to("cpu").eval()
-    x = _as_plain_tensor(example_input).detach().to("cpu", torch.float32)
-    axes = _dynamic_axes(x.ndim) if dynamic else None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated in torch 2.9+ and warns on every call
-        errors = []
-        for use_dynamo in ((dynamo,) if dynamo else (False, True)):
-            try:
-                if use_dynamo:
-                    program = torch.onnx.export(
-                        model, (x,), None, dynamo=True, opset_version=opset_version, input_names=["input"],
-                        output_names=["output"], dynamic_shapes=(axes,) if axes else None, verbose=False,
-                    )
-                    program.save(str(path), external_data=False)
-                else:
-                    torch.onnx.export(
-                        model, (x,), str(path), dynamo=False, opset_version=opset_version, input_names=["input"],
-                        output_names=["output"], dynamic_axes={"input": axes, "output": axes} if axes else None,
-                    )
-                break
-            except Exception as e:  # noqa: BLE001 - try the other exporter, report both if both fail
-                errors.append(f"{'dynamo' if use_dynamo else 'torchscript'} exporter: {type(e).__name__}: {e}")
-        else:
-            raise RuntimeError(f"Could not export {type(net).__name__} to {path}:\n" + "\n".join(errors))
-    onnx.checker.check_model(str(path))
-    if check_atol is not None:
-        with torch.inference_mode():
-            ref = model(x)
-        ref = ref[0] if isinstance(ref, (list, tuple)) else ref
-        out = OnnxRuntimeNetwork(path)(x)
-        diff, scale = (out - ref).abs().max().item(), max(1.0, ref.abs().max().item())
-        if not diff <= check_atol * scale:
-            raise RuntimeError(
-                f"ONNX export of {type(net).__name__} to {path} differs from torch by {diff:.3g} "
-                f"(allowed {check_atol * scale:.3g}); export with dynamo={not dynamo} or check the network."
-            )
-    return path
+__all__ = ["benchmark_int8", "quantize_int8"]
 
 
 def _calibration_reader(name: str, inputs: Sequence[np.ndarray]) -> Any:
@@ -188,11 +100,13 @@ def quantize_int8(
     nodes_to_exclude: Sequence[str] = (),
     op_types_to_quantize: Sequence[str] | None = ("Conv",),
 ) -> Path:
-    """ONNX Runtime static int8 quantization of a float32 ONNX file (from :func:`export_onnx`).
+    """ONNX Runtime static int8 quantization of a float32 ONNX file (from
+    :func:`~custom_networks.compression.onnx_export.export_onnx`).
 
     Weights become per-output-channel int8 (``reduce_range``: 7-bit range), activations uint8 with
     scales/zero points from the min/max over ``calibration_inputs``. The result runs in
-    :class:`OnnxRuntimeNetwork` with the same input/output shapes as the float32 model.
+    :class:`~custom_networks.compression.onnx_export.OnnxRuntimeNetwork` with the same input/output shapes as the
+    float32 model.
 
     Args:
         onnx_path: float32 model.
@@ -218,8 +132,8 @@ def quantize_int8(
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     onnx_path, out_path = Path(onnx_path), Path(out_path)
-    model = _load_checked(onnx_path)
-    inputs = [_as_numpy(x) for x in calibration_inputs]
+    model = load_onnx(onnx_path)
+    inputs = [as_numpy(x) for x in calibration_inputs]
     if not inputs:
         raise ValueError("quantize_int8 needs at least one calibration input (a (B, C_in, *S) tensor).")
     exclude = list(nodes_to_exclude) + _small_convs(model, min_in_channels, min_out_channels)
@@ -235,104 +149,6 @@ def quantize_int8(
     )
     onnx.checker.check_model(str(out_path))
     return out_path
-
-
-_HOW_TO_WRITE = (
-    "write it with custom_networks.compression.int8.export_onnx(net, example_input, path) "
-    "(and quantize_int8(path, calibration_inputs, int8_path) for the int8 model)"
-)
-
-
-def _require_file(path: Path) -> None:
-    if not path.is_file():
-        raise FileNotFoundError(f"ONNX model {path} does not exist; {_HOW_TO_WRITE}.")
-
-
-def _load_checked(path: Path) -> Any:
-    """``onnx.load`` with the errors :class:`OnnxRuntimeNetwork` gives for a missing or non-ONNX file."""
-    import onnx
-
-    _require_file(path)
-    try:
-        return onnx.load(str(path))
-    except Exception as e:  # noqa: BLE001 - protobuf raises several types for garbage
-        raise ValueError(
-            f"{path} is not an ONNX model ({type(e).__name__}: {str(e).strip()[:200]}); "
-            f"{_HOW_TO_WRITE}."
-        ) from e
-
-
-# ORT's WeightBiasQuantization pass (ORT 1.20+) quantizes the float weights of a conv whose input comes from a
-# DequantizeLinear, i.e. it undoes quantize_int8's min_in/out_channels exclusions (measured: the excluded convs
-# ran as QLinearConv again, 1.6x slower than float32 overall). Other ORT consumers of the int8 file should
-# disable it the same way.
-_DISABLED_OPTIMIZERS = ["WeightBiasQuantization"]
-
-
-class OnnxRuntimeNetwork(nn.Module):
-    """Run an ONNX model (float32 or int8) in ONNX Runtime on the CPU behind the torch network interface.
-
-    ``forward(x)``: ``(B, C_in, *S)`` torch tensor or MONAI ``MetaTensor`` on any device/dtype ->
-    ``(B, C_out, *S)`` plain torch tensor on ``x``'s device with ``x``'s dtype (computed in float32 on the
-    CPU). With a model from :func:`export_onnx` any batch size and any spatial size the network accepts
-    works, so MONAI's ``SimpleInferer``, ``SlidingWindowInferer`` and ``SliceInferer`` can use it in place
-    of the torch network. It has no parameters; ``.to(device)``/``.eval()`` are no-ops for the computation.
-
-    Args:
-        path: ``.onnx`` file (:func:`export_onnx` or :func:`quantize_int8`).
-        num_threads: ORT intra-op threads (default ``None``: ORT's default, one per physical core).
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: ``path`` is not an ONNX model ONNX Runtime can load.
-    """
-
-    def __init__(self, path: str | os.PathLike, num_threads: int | None = None) -> None:
-        super().__init__()
-        self.path = Path(path)
-        self.num_threads = num_threads
-        self._open()
-
-    def _open(self) -> None:
-        import onnxruntime as ort
-
-        _require_file(self.path)
-        options = ort.SessionOptions()
-        if self.num_threads:
-            options.intra_op_num_threads = int(self.num_threads)
-        try:
-            self.session = ort.InferenceSession(
-                str(self.path), options, providers=["CPUExecutionProvider"], disabled_optimizers=_DISABLED_OPTIMIZERS
-            )
-        except Exception as e:  # noqa: BLE001 - ORT raises its own Fail/InvalidProtobuf types
-            raise ValueError(
-                f"{self.path} is not an ONNX model ONNX Runtime can load ({type(e).__name__}: "
-                f"{str(e).strip()[:300]}); {_HOW_TO_WRITE}."
-            ) from e
-        inp = self.session.get_inputs()[0]
-        self.input_name, self.input_rank = inp.name, len(inp.shape)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = _as_plain_tensor(x)
-        if x.ndim != self.input_rank:
-            raise ValueError(
-                f"{self.path.name} expects a {self.input_rank}D input (B, C, *spatial), got shape {tuple(x.shape)}."
-            )
-        out = self.session.run(None, {self.input_name: _as_numpy(x)})[0]
-        dtype = x.dtype if x.is_floating_point() else torch.float32
-        return torch.from_numpy(out).to(device=x.device, dtype=dtype)
-
-    def extra_repr(self) -> str:
-        return f"path={str(self.path)!r}, num_threads={self.num_threads}"
-
-    def __getstate__(self) -> dict:  # an ORT session does not pickle/deepcopy; reopen it from the file
-        state = self.__dict__.copy()
-        state.pop("session", None)
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._open()
 
 
 def benchmark_int8(
@@ -367,7 +183,7 @@ def benchmark_int8(
         output channel, ``max_abs_diff_int8_softmax`` and ``argmax_agreement_int8`` (fraction of voxels).
     """
     threads = num_threads or torch.get_num_threads()
-    x = _as_plain_tensor(example_input).detach().to("cpu", torch.float32)
+    x = as_plain_tensor(example_input).detach().to("cpu", torch.float32)
     model = copy.deepcopy(net).to("cpu").eval()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(out_dir) if out_dir is not None else Path(tmp)

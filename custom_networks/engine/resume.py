@@ -1,9 +1,8 @@
 """Resumable training: the whole training state saved atomically at every epoch end, restored on restart.
 
 Not from the papers: the project's reliability requirement (a run killed at any moment restarts with the
-same command and continues from the last complete epoch, as nnU-Net's ``--c`` does). MONAI's
-``CheckpointSaver`` writes in place (ignite ``DiskSaver(atomic=False)``), so a kill during a save can leave
-a truncated ``model.pt``; :class:`AtomicCheckpointSaver` is the same handler with ignite's atomic writes.
+same command and continues from the last complete epoch, as nnU-Net's ``--c`` does). The best model is saved
+by :class:`~custom_networks.engine.checkpoints.AtomicCheckpointSaver`, whose record is part of the saved state.
 """
 
 from __future__ import annotations
@@ -17,29 +16,11 @@ import torch
 from ignite import distributed as idist
 from ignite.engine import Engine, Events
 from ignite.handlers import DiskSaver
-from monai.handlers import CheckpointSaver
 from monai.transforms import Randomizable, Transform
 
-from custom_networks.support.checkpoints import CheckpointError, read_checkpoint
-from custom_networks.support.paths import as_bool
-
-
-class AtomicCheckpointSaver(CheckpointSaver):
-    """MONAI's ``CheckpointSaver`` (same arguments) whose every file is written to a temporary file in the
-    target folder and then renamed over the old one, so a killed process leaves the previous complete file,
-    never a truncated one. Group/others read permission is kept (ignite's atomic mode restores it). Its
-    ``state_dict`` is the best-model record that MONAI's ``load_state_dict`` restores."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # MONAI 1.6 builds one ignite Checkpoint per kind of file, each with a DiskSaver(atomic=False)
-        for checkpoint in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
-            if checkpoint is not None:
-                checkpoint.save_handler._atomic = True
-
-    def state_dict(self) -> dict:
-        """The best-model record (what ``load_state_dict`` takes), for :class:`ResumableTraining`."""
-        return dict(self._key_metric_checkpoint.state_dict()) if self._key_metric_checkpoint is not None else {}
+from ..bundle.weights import CheckpointError, read_checkpoint
+from ..ops.flags import as_bool
+from .checkpoints import AtomicCheckpointSaver
 
 
 def _mt19937_to_tensors(state: tuple) -> dict:

@@ -17,7 +17,7 @@ MONAI's metric handlers keep with ``save_details=True``):
 
 * A case **scores** a class when the first metric of ``metrics`` (the reference, Dice) is not NaN there.
   MONAI's Dice is NaN when the reference label has none of the class (``ignore_empty``), which is also what
-  :class:`~custom_networks.support.partial_labels.MaskUncontouredd` produces for organs not contoured in a
+  :class:`~custom_networks.transforms.partial_labels.MaskUncontouredd` produces for organs not contoured in a
   case. ``n_cases`` counts the scoring cases; the other metrics are read on those same cases only (so a
   false-positive HD95 of ``inf`` on a case without the organ, where Dice is NaN, is not counted). nnU-Net
   instead scores Dice 0 for a prediction with an empty reference; MONAI's rule is kept here so that the
@@ -26,7 +26,7 @@ MONAI's metric handlers keep with ``save_details=True``):
   the prediction misses the organ entirely) would make the mean ``inf`` and is not valid JSON, so it is left
   out of the mean and counted in ``"<metric>_infinite"`` instead: read ``hd95_mm`` together with
   ``hd95_mm_infinite`` (HD95 is ``inf`` for a missed organ only with
-  :class:`~custom_networks.support.metrics.HausdorffDistanceMM`: MONAI 1.6's own percentile HD gives NaN
+  :class:`~custom_networks.engine.metrics.HausdorffDistanceMM`: MONAI 1.6's own percentile HD gives NaN
   there). A NaN of another metric among the scoring cases is skipped too, with a warning. A class whose
   every scoring value is infinite, or that no case scored, gets ``null``.
 * ``mean[<metric>]`` is the mean of the per-class values that are not ``null``, i.e. over the classes scored
@@ -46,7 +46,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from ignite.engine import Engine, Events
 
-from custom_networks.support.paths import as_bool, write_atomically
+from ..ops.flags import as_bool
+from ..writers.base import write_atomically
 
 __all__ = ["MetricsSummary", "summarize", "channel_names"]
 

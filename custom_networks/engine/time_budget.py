@@ -1,4 +1,4 @@
-"""Ignite handlers in the attachable form MONAI engines take in ``train_handlers``."""
+"""A wall-clock training budget, as a handler in the attachable form MONAI engines take in ``train_handlers``."""
 
 from __future__ import annotations
 

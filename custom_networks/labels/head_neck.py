@@ -1,4 +1,4 @@
-"""Organ lists and mask helpers of the head-and-neck OAR task (two-stage 3D U-Net thesis).
+"""Organ lists of the head-and-neck OAR task (two-stage 3D U-Net thesis), and the organ names of its source data.
 
 The bundle has two organ setups, each one list in label order (label ``i + 1`` is ``organs[i]``):
 
@@ -18,8 +18,6 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
-
 __all__ = [
     "ORGANS",
     "OPENKBP_ORGANS",
@@ -31,7 +29,6 @@ __all__ = [
     "SOURCE_NAMES",
     "normalise_organ_name",
     "find_organ_files",
-    "largest_component",
 ]
 
 #: The thesis's 8 organs at risk; label = index + 1.
@@ -137,32 +134,3 @@ def find_organ_files(seg_dir: str | os.PathLike) -> dict[str, Path]:
             )
         found[key] = path
     return found
-
-
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    """The largest 26-connected (face, edge or corner neighbours) component of a 3D mask, as ``bool``.
-
-    Stray voxels and islands are dropped (e.g. case 0522c0629's Orbit-Lt); an empty mask stays empty.
-    Ties between equally large components go to the one met first in C order. Work is done on the
-    mask's bounding box, so large sparse volumes are cheap.
-    """
-    from scipy import ndimage as ndi
-
-    mask = np.asarray(mask, dtype=bool)
-    if mask.ndim != 3:
-        raise ValueError(f"expected a 3D mask, got shape {mask.shape}")
-    out = np.zeros(mask.shape, dtype=bool)
-    if not mask.any():
-        return out
-    box = tuple(
-        slice(int(idx[0]), int(idx[-1]) + 1)
-        for idx in (np.nonzero(mask.any(axis=tuple(a for a in range(3) if a != ax)))[0] for ax in range(3))
-    )
-    labels, n = ndi.label(mask[box], structure=np.ones((3, 3, 3), dtype=bool))
-    if n <= 1:
-        out[box] = labels > 0
-        return out
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    out[box] = labels == int(np.argmax(sizes))
-    return out

@@ -14,7 +14,7 @@ name, so an id is never written twice:
 
 Use a mapping as a config override of the bundles' ``label_mapping`` (a ``MapLabelValued`` step)::
 
-    --label_mapping '$custom_networks.support.totalsegmentator.label_mapping("bone")'
+    --label_mapping '$custom_networks.labels.totalsegmentator.label_mapping("bone")'
 """
 
 from __future__ import annotations

@@ -13,11 +13,11 @@ import torch
 import torch.nn as nn
 from monai.networks.layers.factories import Conv, Pool
 
+from ..blocks.attention_fusion import AttentionFusion
+from ..blocks.dasp import DASP
+from ..blocks.separable_conv import DoubleConv
+from ..blocks.up_stage import UpStage
 from .base import PaperUNet, bool_flags
-from .blocks.attention_fusion import AttentionFusion
-from .blocks.dasp import DASP
-from .blocks.separable_conv import DoubleConv
-from .eas_unet import UpStage
 
 __all__ = ["AFUNet"]
 
@@ -36,8 +36,9 @@ class AFUNet(PaperUNet):
     - decoder, coarse to fine, when ``attention_fusion``: one
       :class:`~custom_networks.blocks.AttentionFusion` per level (high = previous decoder output,
       low = encoder skip, out = skip width); its output is the next level's high feature, with no
-      extra double conv [D]. Otherwise the plain U-Net decoder :class:`~custom_networks.eas_unet.UpStage`
-      (2x2 transposed conv halving channels, concat skip, two 3x3 CBR);
+      extra double conv [D]. Otherwise the plain U-Net decoder
+      :meth:`UpStage.with_double_conv <custom_networks.blocks.UpStage.with_double_conv>` (2x2 transposed conv
+      halving channels, concat skip, two 3x3 CBR);
     - head: 1x1 conv to ``out_channels`` logits [D: 1 logit + sigmoid, threshold 0.5; a 2-class
       softmax head is the allowed alternative].
 
@@ -108,7 +109,7 @@ class AFUNet(PaperUNet):
                 for c_high, c_low in pairs
             ]
         else:
-            decoder = [UpStage(spatial_dims, c_high, c_low, separable=False) for c_high, c_low in pairs]
+            decoder = [UpStage.with_double_conv(spatial_dims, c_high, c_low) for c_high, c_low in pairs]
         self.decoder = nn.ModuleList(decoder)
 
         self.head = Conv[Conv.CONV, spatial_dims](features[0], out_channels, kernel_size=1)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import torch
 import torch.nn as nn
 
-from .compression.checkpoint import load_compressed_pre_hook
-from .support.paths import as_bool
+from ..ops.flags import as_bool
 
 
 class PaperUNet(nn.Module):
@@ -19,11 +18,17 @@ class PaperUNet(nn.Module):
     ``super().__init__(spatial_dims, features)``, which checks and stores both; inputs must be ``(B, C, *spatial)``
     with every spatial size divisible by ``2 ** (len(features) - 1)`` (one halving per pooling).
     ``encode`` expects ``self.encoder`` (one module per level) and ``self.pool``.
+
+    Every instance registers the ``load_state_dict`` pre-hooks in ``load_state_dict_pre_hooks``: other parts
+    of the package add theirs there (:mod:`custom_networks.compression` adds the one that reads compressed
+    checkpoints into the full-size network), so the networks never import them.
     """
 
     ABLATIONS: ClassVar[dict[str, dict[str, bool]]] = {}
     # Sub-modules producing the class channels; channel pruning keeps their outputs (see custom_networks.compression).
     output_modules: ClassVar[tuple[str, ...]] = ("head",)
+    #: ``hook(module, state_dict, prefix, *args)`` functions every new instance registers (see the class docstring).
+    load_state_dict_pre_hooks: ClassVar[list[Callable[..., None]]] = []
 
     def __init__(self, spatial_dims: int, features: Sequence[int]) -> None:
         super().__init__()
@@ -32,8 +37,8 @@ class PaperUNet(nn.Module):
             raise ValueError(f"features needs at least 2 levels (one pooling), got {features}.")
         self.spatial_dims = spatial_dims
         self.features = features
-        # Compressed checkpoints (fewer channels, int8 codes) load into the full-size network built from the config.
-        self.register_load_state_dict_pre_hook(load_compressed_pre_hook)
+        for hook in PaperUNet.load_state_dict_pre_hooks:
+            self.register_load_state_dict_pre_hook(hook)
 
     @property
     def size_multiple(self) -> int:

@@ -13,41 +13,13 @@ import torch
 import torch.nn as nn
 from monai.networks.layers.factories import Conv, Pool
 
+from ..blocks.eas_pyramid import EASPyramid
+from ..blocks.output_fusion import OutputFusionHead
+from ..blocks.separable_conv import DoubleConv
+from ..blocks.up_stage import UpStage
 from .base import PaperUNet, bool_flags
-from .blocks.eas_pyramid import EASPyramid
-from .blocks.output_fusion import OutputFusionHead
-from .blocks.separable_conv import DoubleConv
 
-__all__ = ["EASUNet", "UpStage"]
-
-
-class UpStage(nn.Module):
-    """One U-Net decoder level: 2x2 transposed conv (stride 2) halving channels, concat skip, two convs.
-
-    Paper: Bi Mingcheng et al. 2023, "Research on MR Image Segmentation of Knee Cartilage Based on
-    Deep Learning", section 2 (base U-Net decoder). The transposed conv has a bias and no norm or
-    activation, as in the original U-Net [implementer default].
-
-    Shapes: ``forward(x, skip)`` with ``x`` of shape ``(B, in_channels, *s)`` and ``skip`` of shape
-    ``(B, out_channels, *2s)`` returns ``(B, out_channels, *2s)``.
-
-    Args:
-        spatial_dims: number of spatial dimensions (1, 2 or 3).
-        in_channels: channels of the coarser input.
-        out_channels: channels of the skip and of the output.
-        separable: depthwise-separable conv units instead of standard ones.
-        negative_slope: LeakyReLU slope of the separable units.
-    """
-
-    def __init__(
-        self, spatial_dims: int, in_channels: int, out_channels: int, separable: bool, negative_slope: float = 0.01
-    ) -> None:
-        super().__init__()
-        self.up = Conv[Conv.CONVTRANS, spatial_dims](in_channels, out_channels, kernel_size=2, stride=2)
-        self.conv = DoubleConv(spatial_dims, 2 * out_channels, out_channels, separable, negative_slope=negative_slope)
-
-    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        return self.conv(torch.cat([skip, self.up(x)], dim=1))
+__all__ = ["EASUNet"]
 
 
 class EASUNet(PaperUNet):
@@ -61,8 +33,8 @@ class EASUNet(PaperUNet):
       (stride 2) between levels; channels ``features`` [D: 64-128-256-512-1024, 4 poolings];
     - bottom: :class:`~custom_networks.blocks.EASPyramid` after the last encoder level, before the
       first up-sampling, when ``eas`` [D: placement];
-    - decoder: :class:`UpStage` per level (2x2 transposed conv halving channels, concat skip, two conv
-      units);
+    - decoder: :meth:`UpStage.with_double_conv <custom_networks.blocks.UpStage.with_double_conv>` per level
+      (2x2 transposed conv halving channels, concat skip, two conv units);
     - head: a 1x1 conv, or :class:`~custom_networks.blocks.OutputFusionHead` over the
       ``len(features) - 1`` decoder outputs when ``deep_supervision``.
 
@@ -144,7 +116,7 @@ class EASUNet(PaperUNet):
         # Decoder, coarse to fine.
         self.decoder = nn.ModuleList(
             [
-                UpStage(spatial_dims, c_in, c_out, separable=separable, negative_slope=negative_slope)
+                UpStage.with_double_conv(spatial_dims, c_in, c_out, separable, negative_slope=negative_slope)
                 for c_in, c_out in zip(features[:0:-1], features[-2::-1])
             ]
         )

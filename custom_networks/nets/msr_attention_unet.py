@@ -14,10 +14,11 @@ import torch.nn as nn
 from monai.networks.blocks import UpSample
 from monai.networks.layers.factories import Conv, Pool
 
+from ..blocks.msr_block import MSRBlock, PlainBlock
+from ..blocks.up_stage import UpStage
 from .base import PaperUNet, bool_flags
-from .blocks.msr_block import MSRBlock, PlainBlock
 
-__all__ = ["MSRAttentionUNet", "MSRUpStage"]
+__all__ = ["MSRAttentionUNet"]
 
 UNITS = ("msr", "plain")
 
@@ -40,45 +41,6 @@ def make_level(
     )
 
 
-class MSRUpStage(nn.Module):
-    """One decoder level of paper 001: 2x2 transposed conv (stride 2) halving channels, concat skip, units.
-
-    Paper: Jin Shunnan et al. 2021, "Segmentation of Spine CT Images Based on Multi-Scale Feature Fusion
-    and Attention Mechanism", Computer Systems & Applications 30(10), section 2.4 of the design notes:
-    up-sampling by deconvolution [P] (MONAI ``UpSample``, mode ``"deconv"``, kernel 2, stride 2, with
-    bias, no norm or activation [D]), skip concatenation ``[skip, up]`` [P], then the level's units
-    (the MSR block "in up- and down-sampling" [P, Table 2 case 4]).
-
-    Shapes: ``forward(x, skip)`` with ``x`` of shape ``(B, in_channels, *s)`` and ``skip`` of shape
-    ``(B, out_channels, *2s)`` returns ``(B, out_channels, *2s)``.
-
-    Args:
-        spatial_dims: number of spatial dimensions (1, 2 or 3).
-        in_channels: channels of the coarser input.
-        out_channels: channels of the skip and of the output.
-        unit: ``"msr"`` (:class:`~custom_networks.blocks.msr_block.MSRBlock`) or ``"plain"``
-            (:class:`~custom_networks.blocks.msr_block.PlainBlock`).
-        units_per_level: stacked units after the concatenation.
-        unit_kwargs: the units' flags (``attention``, ``shortcut``, ...).
-    """
-
-    def __init__(
-        self,
-        spatial_dims: int,
-        in_channels: int,
-        out_channels: int,
-        unit: str = "msr",
-        units_per_level: int = 1,
-        **unit_kwargs: Any,
-    ) -> None:
-        super().__init__()
-        self.up = UpSample(spatial_dims, in_channels, out_channels, scale_factor=2, mode="deconv")
-        self.conv = make_level(unit, spatial_dims, 2 * out_channels, out_channels, units_per_level, **unit_kwargs)
-
-    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        return self.conv(torch.cat([skip, self.up(x)], dim=1))
-
-
 class MSRAttentionUNet(PaperUNet):
     """MSR-attention U-Net for 2D (or 3D) binary spine segmentation, with flags for Tables 2 and 3.
 
@@ -94,7 +56,10 @@ class MSRAttentionUNet(PaperUNet):
       4 groups, hierarchical 3x3 convs, 1x1 expand, CBAM channel attention, residual shortcut) or
       :class:`~custom_networks.blocks.msr_block.PlainBlock` (``unit="plain"``: two 3x3 conv -> BN ->
       ReLU, optional shortcut and channel attention); the same unit in the encoder and the decoder [P];
-    - decoder: :class:`MSRUpStage` per level (2x2 transposed conv halving channels, concat skip, units);
+    - decoder: :class:`~custom_networks.blocks.UpStage` per level: up-sampling by deconvolution [P] (MONAI
+      ``UpSample``, mode ``"deconv"``, 2x2 transposed conv, stride 2, halving channels, with bias, no norm or
+      activation [D]), skip concatenation ``[skip, up]`` [P], then the level's units (the MSR block "in up- and
+      down-sampling" [P, Table 2 case 4]);
     - head: 1x1 conv to ``out_channels`` logits [D: 1 logit; the sigmoid belongs to the loss and the
       post-processing, threshold 0.5].
 
@@ -193,7 +158,10 @@ class MSRAttentionUNet(PaperUNet):
         # Decoder, coarse to fine.
         self.decoder = nn.ModuleList(
             [
-                MSRUpStage(spatial_dims, c_in, c_out, unit, units_per_level, **unit_kwargs)
+                UpStage(
+                    UpSample(spatial_dims, c_in, c_out, scale_factor=2, mode="deconv"),
+                    make_level(unit, spatial_dims, 2 * c_out, c_out, units_per_level, **unit_kwargs),
+                )
                 for c_in, c_out in zip(features[:0:-1], features[-2::-1])
             ]
         )

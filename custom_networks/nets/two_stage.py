@@ -18,106 +18,19 @@ width" (z, y, x) is written ``(x, y, z)`` here, e.g. the mandible crop 64x128x12
 
 from __future__ import annotations
 
-import math
 import warnings
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.transforms import LoadImage, MapTransform, Randomizable, Resize, SpatialCrop
 
-from .support.head_neck import largest_component
-from .support.paths import as_bool
+from ..ops.boxes import Box, crop_and_resize, expand_box, organ_box, paste_max, scale_box
+from ..ops.flags import as_bool
 from .unet3d import UNet3D
 
-__all__ = [
-    "Box",
-    "organ_box",
-    "expand_box",
-    "jitter_box",
-    "scale_box",
-    "box_slices",
-    "crop_and_resize",
-    "paste_max",
-    "TwoStageUNet",
-    "OrganCropd",
-    "foreground_weight",
-]
-
-
-#: A box: one ``(start, stop)`` pair (stop exclusive) per spatial axis.
-Box = tuple[tuple[int, int], ...]
-
-
-def organ_box(mask: torch.Tensor | np.ndarray) -> Box | None:
-    """Bounding box of the largest 3D connected component (full 26-connectivity) of ``mask``; None if empty.
-
-    ``mask`` is a spatial boolean array (no channel axis). Using the largest component, never the raw
-    extent, keeps a few stray voxels (e.g. case 0522c0629's Orbit-Lt) from blowing the box up.
-    """
-    largest = largest_component(torch.as_tensor(mask).bool().cpu().numpy())
-    if not largest.any():
-        return None
-    idx = np.nonzero(largest)
-    return tuple((int(i.min()), int(i.max()) + 1) for i in idx)
-
-
-def expand_box(
-    box: Box, shape: Sequence[int], min_margin: Sequence[int] = (8, 8, 3), fraction: float = 0.15
-) -> Box:
-    """Enlarge ``box`` by ``max(min_margin[a], ceil(fraction * extent))`` on both sides of axis ``a``, clipped."""
-    out = []
-    for (lo, hi), size, m in zip(box, shape, min_margin):
-        margin = max(int(m), math.ceil(fraction * (hi - lo)))
-        out.append((max(0, lo - margin), min(int(size), hi + margin)))
-    return tuple(out)
-
-
-def jitter_box(box: Box, shape: Sequence[int], jitter: int, rng: np.random.RandomState) -> Box:
-    """Move every face of ``box`` by a uniform integer in ``[-jitter, jitter]`` (position and size), clipped."""
-    out = []
-    for (lo, hi), size in zip(box, shape):
-        lo2 = int(np.clip(lo + rng.randint(-jitter, jitter + 1), 0, size - 1))
-        hi2 = int(np.clip(hi + rng.randint(-jitter, jitter + 1), lo2 + 1, size))
-        out.append((lo2, hi2))
-    return tuple(out)
-
-
-def scale_box(box: Box, shape: Sequence[int], new_shape: Sequence[int]) -> Box:
-    """``box`` on a grid of ``shape`` as a box on a grid of ``new_shape`` over the same extent, rounded outwards.
-
-    Voxel ``i`` of an axis of ``n`` voxels covers ``[i, i + 1) * new / n`` of the new axis (the
-    ``align_corners=False`` convention of the resize into stage 1), so the new box holds every voxel that any
-    voxel of the old one touches.
-    """
-    out = []
-    for (lo, hi), n, m in zip(box, shape, new_shape):
-        f = int(m) / int(n)
-        out.append((max(0, math.floor(lo * f)), min(int(m), math.ceil(hi * f))))
-    return tuple(out)
-
-
-def box_slices(box: Box) -> tuple[slice, ...]:
-    """``box`` as a tuple of slices over the spatial axes."""
-    return tuple(slice(lo, hi) for lo, hi in box)
-
-
-def crop_and_resize(x: torch.Tensor, box: Box, size: Sequence[int], mode: str = "trilinear") -> torch.Tensor:
-    """Cut ``box`` out of ``x`` (B, C, *S) and resize it to ``size``: (B, C, *size)."""
-    crop = x[(slice(None), slice(None)) + box_slices(box)]
-    return F.interpolate(crop, size=tuple(size), mode=mode, align_corners=False if mode == "trilinear" else None)
-
-
-def paste_max(full: torch.Tensor, crop: torch.Tensor, box: Box) -> None:
-    """Resize ``crop`` (B, C, *size) to ``box``'s extent and write ``max(full, crop)`` into ``full`` (B, C, *S)."""
-    extent = tuple(hi - lo for lo, hi in box)
-    region = (slice(None), slice(None)) + box_slices(box)
-    resized = F.interpolate(crop, size=extent, mode="trilinear", align_corners=False)
-    full[region] = torch.maximum(full[region], resized)
+__all__ = ["TwoStageUNet"]
 
 
 class TwoStageUNet(nn.Module):
@@ -128,18 +41,19 @@ class TwoStageUNet(nn.Module):
     ``AsDiscrete(argmax=True)`` gives the label map:
 
     1. the volume is resized (trilinear) to ``stage1_size`` (thesis 208 x 208 x 72) and segmented by
-       ``stage1`` (:class:`~custom_networks.unet3d.UNet3D`, 1 + n_organs classes), argmax-ed on that grid;
+       ``stage1`` (:class:`~custom_networks.nets.unet3d.UNet3D`, 1 + n_organs classes), argmax-ed on that grid;
     2. per organ, the box of the largest connected component of that label is scaled to ``x``'s grid
-       (:func:`scale_box`, rounded outwards), enlarged (:func:`expand_box`), cut from ``x``, resized to the
+       (:func:`~custom_networks.ops.boxes.scale_box`, rounded outwards), enlarged
+       (:func:`~custom_networks.ops.boxes.expand_box`), cut from ``x``, resized to the
        organ's ``crop_sizes`` entry (thesis Table 3-2) and segmented by ``stage2[organ]`` (UNet3D, 2 classes).
        Boxes come from stage 1's own output grid (the thesis: the "bbox" of the stage-1 result, section
        3.4); resizing nine channels of logits to a 512 x 512 x 200 input first, and searching components
        there, cost more than all the networks' forwards (``docs/benchmarks.md``, before/after). A scaled box
        is up to one stage-1 voxel per face larger and holds every organ voxel the full-grid box held (tested
        on the real organ masks);
-    3. the foreground probabilities are pasted back (:func:`paste_max`); channel 0 is the constant 0.5, so the
-       argmax is the most probable organ where it exceeds 0.5 and background elsewhere. An organ stage 1 misses
-       stays empty and a warning names it.
+    3. the foreground probabilities are pasted back (:func:`~custom_networks.ops.boxes.paste_max`); channel 0 is
+       the constant 0.5, so the argmax is the most probable organ where it exceeds 0.5 and background
+       elsewhere. An organ stage 1 misses stays empty and a warning names it.
 
     With ``use_stage2=False`` the output is stage 1's softmax resized to the input grid (the "stage 1 alone"
     row of the thesis's Table 3-7). Weights of both stages live in one state dict (``stage1.*``,
@@ -149,8 +63,8 @@ class TwoStageUNet(nn.Module):
         organs: organ names in label order (label ``i + 1`` is ``organs[i]``).
         crop_sizes: organ -> stage-2 input size ``(x, y, z)``; each divisible by ``2 ** (len(features) - 1)``.
         stage1_size: stage-1 input size ``(x, y, z)`` (thesis 208 x 208 x 72).
-        in_channels, features, norm, dropout: passed to every :class:`~custom_networks.unet3d.UNet3D`.
-        min_margin, fraction: box enlargement (see :func:`expand_box`).
+        in_channels, features, norm, dropout: passed to every :class:`~custom_networks.nets.unet3d.UNet3D`.
+        min_margin, fraction: box enlargement (see :func:`~custom_networks.ops.boxes.expand_box`).
         use_stage2: run stage 2 (default) or return stage 1's probabilities.
     """
 
@@ -223,93 +137,3 @@ class TwoStageUNet(nn.Module):
                 prob = torch.softmax(self.stage2[organ](crop), dim=1)[:, 1:]
                 paste_max(out[b : b + 1, i : i + 1], prob, box)
         return out
-
-
-class OrganCropd(Randomizable, MapTransform):
-    """Stage-2 training sample of one organ: the ground-truth box, enlarged and jittered, resized to the organ's size.
-
-    Thesis section 3.4: "from the original image and ground-truth label, extract each organ's bbox, add padding,
-    then resize to the organ's fixed size (Table 3-2)". Boxes come from the largest connected component of
-    ``label == organ_label`` (:func:`organ_box`), enlarged like at inference (:func:`expand_box`) and moved by
-    ``+-jitter`` voxels per face (:func:`jitter_box`; 0 for validation). The image is resized trilinearly, the
-    label by nearest neighbour and made binary (1 = this organ, 0 = everything else, other organs included).
-    A case without the organ gives a centred crop of ``spatial_size`` with an empty label and a warning.
-
-    Shapes: ``image`` (C, X, Y, Z) and ``label`` (1, X, Y, Z) -> both (C, *spatial_size).
-    """
-
-    def __init__(
-        self,
-        keys: KeysCollection,
-        organ_label: int,
-        spatial_size: Sequence[int],
-        label_key: str = "label",
-        min_margin: Sequence[int] = (8, 8, 3),
-        fraction: float = 0.15,
-        jitter: int = 4,
-        allow_missing_keys: bool = False,
-    ) -> None:
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        self.organ_label = int(organ_label)
-        self.spatial_size = tuple(int(s) for s in spatial_size)
-        self.label_key = label_key
-        self.min_margin = tuple(min_margin)
-        self.fraction = fraction
-        self.jitter = int(jitter)
-
-    def randomize(self, data=None) -> None:  # boxes are drawn in __call__, where the volume shape is known
-        pass
-
-    def box_for(self, label: torch.Tensor, name: str = "") -> Box:
-        """The (jittered) crop box of this organ in a (1, X, Y, Z) label."""
-        shape = tuple(label.shape[1:])
-        box = organ_box(torch.as_tensor(label[0]) == self.organ_label)
-        if box is None:
-            warnings.warn(f"{name or 'a training case'} has no voxels of label {self.organ_label}; using a centred crop.")
-            return tuple(
-                (max(0, (s - c) // 2), min(s, (s - c) // 2 + c)) for s, c in zip(shape, self.spatial_size)
-            )
-        box = expand_box(box, shape, self.min_margin, self.fraction)
-        return jitter_box(box, shape, self.jitter, self.R) if self.jitter else box
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        label = d[self.label_key]
-        box = self.box_for(label, str(getattr(label, "meta", {}).get("filename_or_obj", "")))
-        crop = SpatialCrop(roi_start=[lo for lo, _ in box], roi_end=[hi for _, hi in box])
-        for key in self.key_iterator(d):
-            is_label = key == self.label_key
-            out = Resize(self.spatial_size, mode="nearest" if is_label else "trilinear")(crop(d[key]))
-            d[key] = (out == self.organ_label).to(out.dtype) if is_label else out
-        return d
-
-
-def foreground_weight(
-    data: Sequence[Mapping[str, str]],
-    organ_label: int,
-    min_margin: Sequence[int] = (8, 8, 3),
-    fraction: float = 0.15,
-    cap: float = 50.0,
-) -> list[float]:
-    """Class weights ``[1, w_fg]`` for a stage-2 net's cross entropy, ``w_fg = N_bg / N_fg`` over its training crops.
-
-    Thesis section 3.6: stage 2 uses "cross entropy with a proportion term"; the design notes' [D] reading is a
-    foreground weight equal to the background/foreground voxel ratio in that organ's enlarged ground-truth
-    boxes, summed over the training labels (``data``: datalist entries with a ``"label"`` path), capped at
-    ``cap``. Resizing a box to the crop size keeps the ratio, so it is measured on the labels' own grid.
-    """
-    loader = LoadImage(image_only=True, dtype=None)
-    n_fg = n_all = 0
-    for item in data:
-        label = torch.as_tensor(loader(item["label"]))
-        box = organ_box(label == organ_label)
-        if box is None:
-            continue
-        region = label[box_slices(expand_box(box, label.shape, min_margin, fraction))]
-        n_fg += int((region == organ_label).sum())
-        n_all += region.numel()
-    if n_fg == 0:
-        raise ValueError(
-            f"no training label contains organ label {organ_label}; check the datalist's labels or the organ list."
-        )
-    return [1.0, float(min((n_all - n_fg) / n_fg, cap))]

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 from monai.networks.blocks import Convolution, UpSample
 
+from ..blocks.up_stage import UpStage
 from .base import PaperUNet
 
 __all__ = ["UNet3D"]
@@ -29,26 +30,12 @@ def double_conv(in_channels: int, out_channels: int, norm: str) -> nn.Sequential
     )
 
 
-class UpLevel(nn.Module):
-    """2x2x2 transposed conv (stride 2) halving channels, concat ``[skip, up]``, two 3x3x3 convs.
-
-    ``forward(x, skip)``: ``x`` (B, in_channels, *s), ``skip`` (B, out_channels, *2s) -> (B, out_channels, *2s).
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, norm: str) -> None:
-        super().__init__()
-        self.up = UpSample(3, in_channels, out_channels, scale_factor=2, mode="deconv")
-        self.conv = double_conv(2 * out_channels, out_channels, norm)
-
-    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        return self.conv(torch.cat([skip, self.up(x)], dim=1))
-
-
 class UNet3D(PaperUNet):
     """3D U-Net of paper 002 (thesis Table 3-3), used for stage 1 (9 classes) and every stage-2 organ net (2).
 
     Encoder: per level two 3x3x3 convs (``features`` channels: 24-48-96-192 [P]), 2x2x2 max pooling between
-    levels (3 poolings [P]), dropout at the bottom [P] (rate 0.5 [D]). Decoder: 2x2x2 transposed convs,
+    levels (3 poolings [P]), dropout at the bottom [P] (rate 0.5 [D]). Decoder: one
+    :class:`~custom_networks.blocks.UpStage` per level: 2x2x2 transposed conv (stride 2) halving channels,
     concatenation with the encoder level ``[skip, up]``, two 3x3x3 convs. Output: a **3x3x3** conv [P] to
     ``out_channels`` logits (no activation; softmax belongs to the loss / post-processing).
     Every inner conv is followed by the norm and ReLU [D: the thesis only says "BN"; with batch size 1
@@ -85,7 +72,12 @@ class UNet3D(PaperUNet):
         )
         self.pool = nn.MaxPool3d(2)
         self.dropout = nn.Dropout3d(dropout) if dropout > 0 else nn.Identity()
-        self.decoder = nn.ModuleList([UpLevel(f[i + 1], f[i], norm) for i in reversed(range(len(f) - 1))])
+        self.decoder = nn.ModuleList(
+            [
+                UpStage(UpSample(3, f[i + 1], f[i], scale_factor=2, mode="deconv"), double_conv(2 * f[i], f[i], norm))
+                for i in reversed(range(len(f) - 1))
+            ]
+        )
         self.head = nn.Conv3d(f[0], out_channels, kernel_size=3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

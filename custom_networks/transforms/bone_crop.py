@@ -1,48 +1,5 @@
-"""The shared CT input path: reading a DICOM series (or NIfTI/NRRD/MHA) in Hounsfield units, the bone
-window, and paper 000's bone-ratio crop.
-
-Reading CT (checked on the shared TotalSegmentator DICOM series in ``tests/support/test_ct_input.py``)
----------------------------------------------------------------------------------------------------
-Use this order in every CT config's shared ``preprocessing`` (train, evaluate and inference)::
-
-    [
-      {"_target_": "custom_networks.support.dicom.CheckDicomSeriesd", "keys": ["image"]},
-      {"_target_": "LoadImaged", "keys": ["image", "label"], "reader": "ITKReader", "image_only": true},
-      {"_target_": "custom_networks.support.transforms.ValidateVolumed", "keys": ["image", "label"]},
-      {"_target_": "EnsureChannelFirstd", "keys": ["image", "label"]},
-      {"_target_": "Orientationd", "keys": ["image", "label"], "axcodes": "RAS"},
-      {"_target_": "ScaleIntensityRanged", "keys": ["image"],
-       "a_min": "@window_min", "a_max": "@window_max", "b_min": 0.0, "b_max": 1.0, "clip": true}
-    ]
-
-with ``"window_min": -500, "window_max": 1500`` (paper 000 [D]: bone window WL 500 / WW 2000, papers.md
-§1.3; ``window_min = WL - WW/2``, ``window_max = WL + WW/2``). Label id mapping (e.g. merging
-TotalSegmentator's bone classes into one "bone" class) goes after ``Orientationd``.
-
-What each step gives, measured with MONAI 1.6.1 and ITK 5.4.7:
-
-* ``CheckDicomSeriesd`` refuses a folder with several series or missing slices (MONAI's ``ITKReader``
-  would read the first series only, with just a warning, and ITK would stack a gappy series as if evenly
-  spaced). It does nothing for files.
-* ``LoadImaged(reader="ITKReader")`` reads a folder as a DICOM series through GDCM (JPEG 2000 included),
-  **applies RescaleSlope/RescaleIntercept**, so values are Hounsfield units (float32 by ``LoadImaged``'s
-  default ``dtype``), and stores the affine in RAS world coordinates (ITK's LPS converted). It reads
-  NIfTI, NRRD and MHA labels with the same geometry rules. The default reader selection (no ``reader``)
-  also picks ITK for a folder and gave identical values; naming it keeps configs independent of which
-  optional readers are installed. The nibabel reader cannot read a series folder.
-* ``EnsureChannelFirstd`` + ``Orientationd("RAS")`` bring the series and a NIfTI label drawn on it to the
-  same voxel grid and the same affine: on the shared example (512 x 512 x 20, 0.977 x 0.977 x 2 mm)
-  TotalSegmentator's labels then sit voxel for voxel on the CT, bone classes on a median of 262 HU.
-* Array axes after these steps are (C, x: left to right, y: posterior to anterior, z: inferior to
-  superior) = (1, 512, 512, 20) here, with a diagonal affine of positive spacings.
-  A raw pydicom slice ``pixel_array`` (rows, columns) maps onto the volume as
-  ``volume[0, :, :, k] == (pixel_array * RescaleSlope + RescaleIntercept)[::-1, ::-1].T`` for an axial
-  series with ``ImageOrientationPatient`` ``[1, 0, 0, 0, 1, 0]``, where ``k`` orders the slices by
-  ``ImagePositionPatient`` z (inferior first), not by file name or InstanceNumber.
-
-Paper 000's crop
-----------------
-:class:`RandBoneRatioCropd` draws the training crops of paper 000 (AFU-Net) from a 2D slice.
+"""Paper 000's training crop: random crops of a 2D slice that keep a large share of its bone
+(:class:`RandBoneRatioCropd`, :func:`bone_ratio_threshold`).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from nibabel.orientations import inv_ornt_aff, io_orientation
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
-from custom_networks.support.paths import as_bool
+from ..ops.flags import as_bool
 
 #: a CT in Hounsfield units has air (about -1000 HU) around or inside the body
 AIR_BELOW_HU = -200

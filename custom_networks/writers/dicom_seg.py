@@ -15,7 +15,7 @@ slices through the inverse affine into voxel indices, requires each step to be o
 (and each origin to land on a voxel centre), and reads the frames ``(slices, rows, columns)`` by that
 index map. A label map that is not on the series' grid (resampled, cropped, another series) is an error,
 never a silently shifted SEG. On the real CT series in ``../shared/data`` this reproduces pydicom's
-``pixel_array`` of every slice exactly from the ITK-read volume (``tests/support/test_dicom_seg.py``).
+``pixel_array`` of every slice exactly from the ITK-read volume (``tests/writers/test_dicom_seg.py``).
 """
 
 from __future__ import annotations
@@ -25,18 +25,13 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
-import torch
 from monai.config import KeysCollection
-from monai.data import MetaTensor
-from monai.transforms import MapTransform
-from monai.utils import convert_to_numpy
 
-from .dicom import read_dicom_series
-from .mesh import SaveSurfaceMeshd
-from .paths import as_bool, write_atomically
+from ..transforms.dicom_series import read_dicom_series
+from .base import LabelMapWriterd, write_atomically
 
 __all__ = [
     "DicomSegGridError",
@@ -123,7 +118,7 @@ def segment_names(channel_def: Mapping[str, str]) -> dict[int, str]:
 def read_series_headers(folder: str | os.PathLike) -> list:
     """The headers (pydicom Datasets, no pixel data) of the one series in ``folder``, sorted along the slice normal.
 
-    The folder is read and checked by :func:`custom_networks.support.dicom.read_dicom_series` (one series, no
+    The folder is read and checked by :func:`custom_networks.transforms.dicom_series.read_dicom_series` (one series, no
     missing or duplicate slices; each header read once). The sort is by ``ImagePositionPatient`` projected on the normal
     ``row direction x column direction`` of ``ImageOrientationPatient``, ascending.
 
@@ -342,7 +337,7 @@ def write_dicom_seg(
     return int(seg.NumberOfFrames)
 
 
-class SaveDicomSegd(MapTransform):
+class SaveDicomSegd(LabelMapWriterd):
     """Write a DICOM SEG of each label map whose input was a DICOM series folder (``inference.json``).
 
     Standard: DICOM PS3.3 A.51 Segmentation IOD, BINARY, one segment per foreground class (label from
@@ -352,7 +347,8 @@ class SaveDicomSegd(MapTransform):
     module docstring for how voxels are matched to the source frames.
 
     The file is ``<output_dir>/<series folder name>_<output_postfix>.dcm`` (next to ``SaveImaged``'s
-    ``<name>_seg.nii.gz``), written atomically. ``enabled=False`` (the configs' ``save_dicom_seg``, default false)
+    ``<name>_seg.nii.gz``), written atomically (checks, name and atomic write:
+    :class:`~custom_networks.writers.base.LabelMapWriterd`). ``enabled=False`` (the configs' ``save_dicom_seg``, default false)
     makes the transform a no-op.
 
     Input that is not a DICOM series folder (NIfTI, NRRD, ...): a ``UserWarning`` naming the file, and no SEG;
@@ -370,8 +366,12 @@ class SaveDicomSegd(MapTransform):
         class_names: label value -> name, overriding ``channel_def`` (e.g. ``{1: "bone"}``).
         output_postfix: suffix after the input's name (``"seg"``).
         enabled: write SEGs at all.
-        print_log: print the path and frame count of each SEG.
+        print_log: log the path and frame count of each SEG.
     """
+
+    suffix = ".dcm"
+    what = "DICOM SEG"
+    flag = "save_dicom_seg"
 
     def __init__(
         self,
@@ -384,11 +384,7 @@ class SaveDicomSegd(MapTransform):
         print_log: bool = True,
         allow_missing_keys: bool = False,
     ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.output_dir = os.fspath(output_dir)
-        self.output_postfix = output_postfix
-        self.enabled = as_bool(enabled, "enabled (save_dicom_seg)")
-        self.print_log = print_log
+        super().__init__(keys, output_dir, output_postfix, enabled, print_log, allow_missing_keys)
         self.algorithm_name, self.algorithm_version = "medseg-bundles", "0"
         self.names: dict[int, str] | None = None
         if metadata_file is not None and self.enabled:
@@ -415,37 +411,21 @@ class SaveDicomSegd(MapTransform):
                     "bundle's metadata.json), or run without --save_dicom_seg."
                 ) from e
 
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        if not self.enabled:
-            return d
-        for key in self.key_iterator(d):
-            label = d[key]
-            if not isinstance(label, MetaTensor):
-                raise TypeError(f"SaveDicomSegd needs '{key}' as a MetaTensor with its affine, got {type(label)}.")
-            source = label.meta.get("filename_or_obj", "")
-            source = str(source[0] if isinstance(source, (list, tuple)) else source)
-            if not os.path.isdir(source):
-                warnings.warn(
-                    f"save_dicom_seg: {source or 'the input'} is not a DICOM series folder, so no DICOM SEG is written "
-                    "for it (only the NIfTI label map). A DICOM SEG references the source slices: pass the folder that "
-                    "holds the series, or turn save_dicom_seg off.",
-                    UserWarning,
-                    stacklevel=2,
-                )
-                continue
-            array = convert_to_numpy(label)
-            if array.ndim != 4 or array.shape[0] != 1:
-                raise ValueError(
-                    f"SaveDicomSegd needs a discrete label map (1, X, Y, Z) under '{key}', got shape "
-                    f"{tuple(array.shape)}; put it after AsDiscreted and Invertd."
-                )
-            headers = read_series_headers(source)
-            frames = label_frames(np.rint(array[0]).astype(np.int64), convert_to_numpy(label.affine), headers, source)
-            os.makedirs(self.output_dir, exist_ok=True)
-            stem = SaveSurfaceMeshd._stem(source)
-            path = os.path.join(self.output_dir, f"{stem}_{self.output_postfix}.dcm")
-            n = write_dicom_seg(frames, headers, self.names, path, self.algorithm_name, self.algorithm_version)
-            if self.print_log:
-                print(f"DICOM SEG: {path} ({n} frames, {len(self.names)} segments, source series {source})")
-        return d
+    def accepts(self, source: str) -> bool:
+        """Only a DICOM series folder gets a SEG; any other input gets a warning (see the class docstring)."""
+        if os.path.isdir(source):
+            return True
+        warnings.warn(
+            f"save_dicom_seg: {source or 'the input'} is not a DICOM series folder, so no DICOM SEG is written "
+            "for it (only the NIfTI label map). A DICOM SEG references the source slices: pass the folder that "
+            "holds the series, or turn save_dicom_seg off.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return False
+
+    def write(self, label: np.ndarray, affine: np.ndarray, source: str, path: str) -> str:
+        headers = read_series_headers(source)
+        frames = label_frames(np.rint(label).astype(np.int64), affine, headers, source)
+        n = write_dicom_seg(frames, headers, self.names, path, self.algorithm_name, self.algorithm_version)
+        return f"{n} frames, {len(self.names)} segments, source series {source}"

@@ -11,18 +11,13 @@ mesh only ([D] papers.md §1.6: the label map and the metrics keep everything).
 from __future__ import annotations
 
 import os
-from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 from monai.config import KeysCollection
-from monai.data import MetaTensor
-from monai.transforms import MapTransform
-from monai.utils import convert_to_numpy
 from scipy import ndimage as ndi
 
-from .paths import as_bool, write_atomically
+from .base import LabelMapWriterd, write_atomically
 
 __all__ = ["SaveSurfaceMeshd", "label_surface_mesh", "save_surface_mesh"]
 
@@ -87,7 +82,7 @@ def save_surface_mesh(
     return len(faces)
 
 
-class SaveSurfaceMeshd(MapTransform):
+class SaveSurfaceMeshd(LabelMapWriterd):
     """Write an STL surface of each label map next to the saved label map (``inference.json``).
 
     Paper 000 §1.6 (3D reconstruction of the segmented bone). Put it after ``SaveImaged`` in the
@@ -95,7 +90,8 @@ class SaveSurfaceMeshd(MapTransform):
     the mesh uses the MetaTensor's affine (the input's geometry after ``Invertd``), so it lines up with
     the CT in millimetres. The file is ``<output_dir>/<input name>_<output_postfix>.stl``, the input name
     being the image file name without extension or the DICOM series folder name, as ``SaveImaged``
-    names its output. ``enabled=False`` makes the transform a no-op (the configs' ``save_mesh``).
+    names its output (checks, name and atomic write: :class:`~custom_networks.writers.base.LabelMapWriterd`).
+    ``enabled=False`` makes the transform a no-op (the configs' ``save_mesh``).
 
     Args:
         keys: label-map keys (``"pred"``).
@@ -103,8 +99,12 @@ class SaveSurfaceMeshd(MapTransform):
         output_postfix: suffix after the input's name (``"seg"``, as the label map).
         min_component_voxels: keep only 26-connected components of at least this size in the mesh.
         enabled: write meshes at all.
-        print_log: print the path and triangle count of each mesh.
+        print_log: log the path and triangle count of each mesh.
     """
+
+    suffix = ".stl"
+    what = "surface mesh"
+    flag = "save_mesh"
 
     def __init__(
         self,
@@ -116,40 +116,8 @@ class SaveSurfaceMeshd(MapTransform):
         print_log: bool = True,
         allow_missing_keys: bool = False,
     ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.output_dir = os.fspath(output_dir)
-        self.output_postfix = output_postfix
+        super().__init__(keys, output_dir, output_postfix, enabled, print_log, allow_missing_keys)
         self.min_component_voxels = int(min_component_voxels)
-        self.enabled = as_bool(enabled, "enabled (save_mesh)")
-        self.print_log = print_log
 
-    @staticmethod
-    def _stem(source: str | Sequence[str]) -> str:
-        source = source[0] if isinstance(source, (list, tuple)) else source
-        name = os.path.basename(os.path.normpath(str(source)))
-        for ext in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm"):
-            if name.lower().endswith(ext):
-                return name[: -len(ext)]
-        return name
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        if not self.enabled:
-            return d
-        for key in self.key_iterator(d):
-            label = d[key]
-            if not isinstance(label, MetaTensor):
-                raise TypeError(f"SaveSurfaceMeshd needs '{key}' as a MetaTensor with its affine, got {type(label)}.")
-            array = convert_to_numpy(label)
-            if array.ndim != 4 or array.shape[0] != 1:
-                raise ValueError(
-                    f"SaveSurfaceMeshd needs a discrete label map (1, X, Y, Z) under '{key}', got shape "
-                    f"{tuple(array.shape)}; put it after AsDiscreted and Invertd."
-                )
-            stem = self._stem(label.meta.get("filename_or_obj", "volume"))
-            os.makedirs(self.output_dir, exist_ok=True)
-            path = os.path.join(self.output_dir, f"{stem}_{self.output_postfix}.stl")
-            n = save_surface_mesh(array[0] > 0, convert_to_numpy(label.affine), path, self.min_component_voxels)
-            if self.print_log:
-                print(f"surface mesh: {path} ({n} triangles)")
-        return d
+    def write(self, label: np.ndarray, affine: np.ndarray, source: str, path: str) -> str:
+        return f"{save_surface_mesh(label > 0, affine, path, self.min_component_voxels)} triangles"

@@ -41,7 +41,7 @@ kernel plus the voxel's own box) and a slice sensitivity profile with FWHM 1.15 
 thickness along z; then correlated noise (white noise smoothed by ~0.7 voxel in-plane) with a
 per-case sd of 12-18 HU; clipped to [-1024, 3071] and rounded to ``int16``.
 
-Labels (``uint8``, :data:`custom_networks.support.head_neck.CLASS_NAMES`): 0 background, 1 brainstem,
+Labels (``uint8``, :data:`custom_networks.labels.head_neck.CLASS_NAMES`): 0 background, 1 brainstem,
 2/3 left/right eye, 4/5 left/right optic nerve, 6/7 left/right parotid, 8 mandible, each the largest
 26-connected component of the expert mask. Overlap rule: organs are painted in the order of
 :data:`LABEL_PAINT_ORDER` (largest first: mandible, parotids, brainstem, eyes, optic nerves), so a
@@ -77,14 +77,14 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from custom_networks.support.head_neck import (
+from custom_networks.labels.head_neck import (
     CLASS_NAMES,
     ORGANS,
     SOURCE_NAMES,
     find_organ_files,
-    largest_component,
     normalise_organ_name,
 )
+from custom_networks.ops.components import largest_component
 
 from . import volume_seed_sequence
 from .shapes import capsule, ellipsoid

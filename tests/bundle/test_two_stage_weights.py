@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from custom_networks import TwoStageUNet
-from custom_networks.support.two_stage_training import combine_pipelines, load_pipeline_weights
+from custom_networks.bundle.two_stage_weights import combine_pipelines, load_pipeline_weights
 
 TINY = dict(stage1_size=(16, 16, 16), features=(4, 8, 16, 32))
 

@@ -1,4 +1,4 @@
-"""The nnU-Net-style ``summary.json`` of every bundle's ``evaluate.json`` (custom_networks.support.summary).
+"""The nnU-Net-style ``summary.json`` of every bundle's ``evaluate.json`` (custom_networks.engine.summary).
 
 The handler on a fake engine state with NaN (not scored) and inf (organ missed) values; every bundle's
 evaluate.json built on a datalist holding only the list it scores, with no training or validation list; and
@@ -16,9 +16,9 @@ import pytest
 import torch
 from monai.bundle.reference_resolver import ReferenceResolver
 
-import custom_networks.support.datalist as datalist_module
-from custom_networks.support import head_neck
-from custom_networks.support.summary import MetricsSummary, channel_names, summarize
+import custom_networks.bundle.datalist as datalist_module
+from custom_networks.labels import head_neck
+from custom_networks.engine.summary import MetricsSummary, channel_names, summarize
 from tests.bundles.helpers import BundleUnderTest, run
 
 NAN, INF = float("nan"), float("inf")
@@ -105,7 +105,7 @@ def test_summary_warns_when_another_metric_is_nan_where_the_reference_scored():
 
 def test_hd95_of_a_missed_organ_is_infinite_like_the_hd():
     """MONAI 1.6's percentile HD is NaN (not scored) where one mask is empty; HausdorffDistanceMM gives inf."""
-    from custom_networks.support.metrics import HausdorffDistanceMM
+    from custom_networks.engine.metrics import HausdorffDistanceMM
 
     ref = torch.zeros(3, 16, 16)
     ref[1, 4:8, 4:8] = 1  # organ 1 present, organ 2 absent

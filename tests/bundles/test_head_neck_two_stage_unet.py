@@ -20,7 +20,8 @@ import pytest
 import torch
 from monai.bundle import ConfigParser, verify_metadata, verify_net_in_out
 
-from custom_networks.support import head_neck
+from custom_networks.bundle.weights import read_state_dict
+from custom_networks.labels import head_neck
 from tests.bundles.helpers import BundleUnderTest, assert_label_map_like, compress_tiny, error_chain, run
 from tests.conftest import REPO, SHARED_DATA
 
@@ -46,11 +47,6 @@ OPENKBP_PATIENTS = {"train-pats": ["pt_1", "pt_2", "pt_4", "pt_6"], "validation-
 
 def bundle(tiny=THESIS_TINY) -> BundleUnderTest:
     return BundleUnderTest("head_neck_two_stage_unet", tiny)
-
-
-def ckpt_state(path) -> dict:
-    state = torch.load(path, weights_only=True)
-    return state.get("model", state)
 
 
 def train_organ(b, organ, setup=(), **overrides):
@@ -105,7 +101,7 @@ def _testing(data, key="image", split="testing"):
 
 @needs_openkbp
 def test_openkbp_stage1_and_an_organ_net_make_one_pipeline_of_the_seven_organs(openkbp):
-    state = ckpt_state(openkbp.ckpt / "model.pt")
+    state = read_state_dict(openkbp.ckpt / "model.pt")
     net = openkbp.bundle.workflow(["inference.json"], "infer").parser.get_parsed_content("network_def")
     assert set(state) == set(net.state_dict())
     assert {k.split(".")[1] for k in state if k.startswith("stage2.")} == set(OPENKBP_ORGANS)
@@ -156,10 +152,10 @@ def test_stage1_keeps_the_organ_nets_of_the_pipeline_it_retrains(openkbp, tmp_pa
     ckpt = tmp_path / "models"
     ckpt.mkdir()
     served = {k: v + 1.0 if k.startswith("stage2.") and v.is_floating_point() else torch.zeros_like(v)
-              for k, v in ckpt_state(openkbp.ckpt / "model.pt").items()}  # organ nets marked, stage 1 zeroed
+              for k, v in read_state_dict(openkbp.ckpt / "model.pt").items()}  # organ nets marked, stage 1 zeroed
     torch.save(served, ckpt / "model.pt")
     run(openkbp.bundle.workflow(["train.json"], "train", max_epochs=1, **{**openkbp.paths, "ckpt_dir": str(ckpt)}))
-    after = ckpt_state(ckpt / "model.pt")
+    after = read_state_dict(ckpt / "model.pt")
     assert all(torch.equal(v, after[k]) for k, v in served.items() if k.startswith("stage2."))
     assert all(after[k].abs().sum() > 0 for k in served if k.startswith("stage1.") and k.endswith("conv.weight"))
 
@@ -169,7 +165,7 @@ def test_stage1_keeps_the_organ_nets_of_the_pipeline_it_retrains(openkbp, tmp_pa
 
 @needs_masks
 def test_thesis_setup_trains_both_stages_into_one_loadable_checkpoint(thesis):
-    state = ckpt_state(thesis.ckpt / "model.pt")
+    state = read_state_dict(thesis.ckpt / "model.pt")
     net = thesis.bundle.workflow(["inference.json", *THESIS], "infer").parser.get_parsed_content("network_def")
     assert set(state) == set(net.state_dict())
     assert {k.split(".")[1] for k in state if k.startswith("stage2.")} == set(THESIS_ORGANS)
@@ -201,9 +197,9 @@ def test_stage2_run_trains_only_its_organ_net(thesis, tmp_path):
     ckpt = tmp_path / "models"
     ckpt.mkdir()
     shutil.copy(thesis.ckpt / "model.pt", ckpt / "model.pt")
-    before = ckpt_state(ckpt / "model.pt")
+    before = read_state_dict(ckpt / "model.pt")
     train_organ(thesis.bundle, "parotid_left", THESIS, max_epochs=1, **{**thesis.paths, "ckpt_dir": str(ckpt)})
-    after = ckpt_state(ckpt / "model.pt")
+    after = read_state_dict(ckpt / "model.pt")
     changed = {k.split(".")[0] + ("." + k.split(".")[1] if k.startswith("stage2") else "")
                for k in before if not torch.equal(before[k], after[k])}
     assert changed == {"stage2.parotid_left"}
@@ -244,7 +240,7 @@ def test_compressed_stage_1_runs_through_the_unchanged_evaluate_and_inference_co
     out = tmp_path / "compressed"
     report = compress_tiny(thesis.bundle, thesis.ckpt, thesis.data, out, organ_setup="thesis", selection_every=0)
     assert report["target"] == "stage1"
-    original, compressed = ckpt_state(thesis.ckpt / "model.pt"), ckpt_state(out / "model.pt")
+    original, compressed = read_state_dict(thesis.ckpt / "model.pt"), read_state_dict(out / "model.pt")
     assert all(torch.equal(v, compressed[k]) for k, v in original.items() if k.startswith("stage2."))
     assert compressed["stage1.head.weight_codes"].shape[0] == 9  # the output layer keeps its 9 classes
     run(thesis.bundle.workflow(["train.json", *THESIS, "evaluate.json"], "eval",
@@ -259,7 +255,7 @@ def test_compressed_stage_1_runs_through_the_unchanged_evaluate_and_inference_co
 def test_compressing_an_untrained_bundle_says_to_train_first(tmp_path):
     from scripts.compress import compress
 
-    with pytest.raises(FileNotFoundError, match="no trained weights at .*train the bundle first"):
+    with pytest.raises(FileNotFoundError, match="No trained weights at .*Train the bundle first"):
         compress("head_neck_two_stage_unet", out=str(tmp_path / "out"), ckpt=str(tmp_path / "missing.pt"), **TINY)
     assert not (tmp_path / "out").exists()
 
@@ -269,7 +265,7 @@ def test_single_stage_baseline_trains_and_evaluates(thesis, tmp_path):
     overrides = dict(dataset_dir=str(thesis.data), ckpt_dir=str(tmp_path / "models"), patch_size=[16, 16, 16])
     base = ["train.json", *THESIS, "train_baseline.json"]
     run(thesis.bundle.workflow(base, "train", output_dir=str(tmp_path / "tb"), max_epochs=1, **overrides))
-    state = ckpt_state(tmp_path / "models" / "model.pt")
+    state = read_state_dict(tmp_path / "models" / "model.pt")
     assert any(k.startswith("head.") for k in state) and not any(k.startswith("stage") for k in state)
     run(thesis.bundle.workflow([*base, "evaluate.json"], "eval", output_dir=str(tmp_path / "eval"), **overrides))
     assert (tmp_path / "eval" / "val_mean_dice_raw.csv").is_file()
@@ -299,8 +295,8 @@ def test_train_and_inference_share_preprocessing_network_and_organs(setup):
     train = b.workflow(["train.json", *setup], "train").parser
     infer = b.workflow(["inference.json", *setup], "infer").parser
     strip = lambda t: {k: v for k, v in t.items() if k not in ("keys", "num_classes", "require_foreground", "mode")}  # noqa: E731
-    skip = ("custom_networks.support.dicom.CheckDicomSeriesd", "EnsureTyped",
-            "custom_networks.support.partial_labels.ContouredOrgansd")
+    skip = ("custom_networks.transforms.dicom_series.CheckDicomSeriesd", "EnsureTyped",
+            "custom_networks.transforms.partial_labels.ContouredOrgansd")
     steps = [strip(t) for t in infer["preprocessing"]["transforms"] if t["_target_"] not in skip]
     assert [strip(t) for t in train["load_transforms"] if t["_target_"] not in skip] == steps
     assert train["network_def"] == infer["network_def"]

@@ -12,7 +12,7 @@ import pytest
 import torch
 from monai.bundle import verify_metadata, verify_net_in_out
 
-from custom_networks.support.datalist import DatalistError
+from custom_networks.bundle.datalist import DatalistError
 from tests.bundles.helpers import BundleUnderTest, assert_label_map_like, compress_tiny, error_chain, run
 from tests.bundles.helpers import write_nifti as _write
 from tests.conftest import PYTHON, REPO, subprocess_env
@@ -119,7 +119,7 @@ def test_two_process_torchrun_gloo(knee_data, tmp_path):
            "-m", "monai.bundle", "run", "--config_file", configs, f"--dataset_dir={knee_data}",
            f"--ckpt_dir={tmp_path}", f"--output_dir={tmp_path / 'tb'}", "--max_epochs=1", *TINY_CLI,
            # two validation cases so each rank gets one
-           "--validate#dataset#data=$custom_networks.support.datalist.load_datalist(@datalist, 'training')"]
+           "--validate#dataset#data=$custom_networks.bundle.datalist.load_datalist(@datalist, 'training')"]
     env = {**subprocess_env(), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -171,7 +171,7 @@ def test_missing_image_file_names_the_entry(knee_data, tmp_path):
     bad.write_text(json.dumps(datalist))
     (tmp_path / "imagesTr").mkdir()
     with pytest.raises(DatalistError, match="not_there.nii.gz"):
-        from custom_networks.support.datalist import load_datalist
+        from custom_networks.bundle.datalist import load_datalist
 
         load_datalist(str(bad), "training")
 

@@ -1,4 +1,4 @@
-"""Int8 CPU path (custom_networks.compression.int8): ONNX export, ORT static int8, the nn.Module runner.
+"""Int8 CPU path (custom_networks.compression.onnx_export, .int8): ONNX export, ORT static int8, the nn.Module runner.
 
 Tiny random-weight networks; tolerances are the measured worst case over three seeds with margin (random
 weights give near-tied logits, so the int8 argmax agreement is lower than on a trained network).
@@ -15,7 +15,8 @@ from monai.data import MetaTensor
 from monai.inferers import SlidingWindowInferer
 
 from custom_networks import AFUNet, UNet3D
-from custom_networks.compression.int8 import OnnxRuntimeNetwork, export_onnx, quantize_int8
+from custom_networks.compression.int8 import quantize_int8
+from custom_networks.compression.onnx_export import OnnxRuntimeNetwork, export_onnx
 
 SHAPE_3D = (1, 1, 32, 32, 16)
 SHAPE_2D = (1, 1, 32, 32)

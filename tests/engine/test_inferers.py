@@ -10,7 +10,7 @@ import pytest
 import torch
 from monai.inferers import SliceInferer
 
-from custom_networks.support.inferers import LargeSliceInferer
+from custom_networks.engine.inferers import LargeSliceInferer
 from tests.bundles.helpers import run
 from tests.bundles.test_knee_eas_unet import KNEE
 

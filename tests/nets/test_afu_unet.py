@@ -13,7 +13,7 @@ from monai.networks.blocks import ChannelSELayer
 
 from custom_networks import AFUNet
 from custom_networks.blocks import DASP, AttentionFusion, SpatialAttention, StandardConv
-from custom_networks.eas_unet import UpStage
+from custom_networks.blocks import UpStage
 
 SMALL = (8, 16, 32, 64)
 PRESETS = ["unet", "unet_dasp", "unet_af", "afu_unet"]

@@ -6,7 +6,7 @@ import pytest
 import torch.nn as nn
 
 from custom_networks import AFUNet, EASUNet, MSRAttentionUNet, TwoStageUNet
-from custom_networks.support.paths import as_bool
+from custom_networks.ops.flags import as_bool
 
 
 def test_as_bool_reads_command_line_text():

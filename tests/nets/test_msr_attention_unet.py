@@ -14,7 +14,7 @@ from custom_networks import MSRAttentionUNet
 from custom_networks.blocks import DoubleConv, StandardConv
 from custom_networks.blocks.attention import ChannelAttention
 from custom_networks.blocks.msr_block import MSRBlock, PlainBlock
-from custom_networks.msr_attention_unet import MSRUpStage
+from custom_networks.blocks import UpStage
 
 SMALL = (8, 16, 32, 64, 128)
 PRESETS = [
@@ -228,7 +228,7 @@ def test_preset_outputs_gradients_and_modules(preset):
     assert len(units) == (len(SMALL) + len(SMALL) - 1) * flags["units_per_level"]  # 5 encoder + 4 decoder levels
     assert all(isinstance(u.attention, ChannelAttention) == flags["attention"] for u in units)
     assert all((u.shortcut is not None) == flags["shortcut"] for u in units)
-    assert len(net.decoder) == len(SMALL) - 1 and all(isinstance(s, MSRUpStage) for s in net.decoder)
+    assert len(net.decoder) == len(SMALL) - 1 and all(isinstance(s, UpStage) for s in net.decoder)
 
     x = torch.randn(2, 1, 64, 64)
     net.train()

@@ -11,16 +11,8 @@ import torch
 import torch.nn as nn
 
 from custom_networks import TwoStageUNet, UNet3D
-from custom_networks.two_stage import (
-    OrganCropd,
-    box_slices,
-    crop_and_resize,
-    expand_box,
-    foreground_weight,
-    organ_box,
-    paste_max,
-    scale_box,
-)
+from custom_networks.ops.boxes import box_slices, crop_and_resize, expand_box, organ_box, paste_max, scale_box
+from custom_networks.transforms.organ_crop import OrganCropd, foreground_weight
 
 ORGANS = ("a", "b", "c")
 TINY = dict(features=(4, 8, 16, 32), stage1_size=(32, 32, 16))

@@ -102,7 +102,7 @@ def test_zip_holds_the_bundle_folder_vendored_networks_and_a_verified_manifest(z
             assert names == sorted(names) and all(n.startswith(f"{name}/") for n in names)
             rel = {n[len(name) + 1:] for n in names}
             assert {"LICENSE", "SHA256SUMS", "configs/inference.json", "configs/metadata.json", "docs/README.md",
-                    "custom_networks/__init__.py", "custom_networks/support/paths.py"} <= rel
+                    "custom_networks/__init__.py", "custom_networks/bundle/root.py"} <= rel
             assert not any(("__pycache__" in r or r.endswith(".pyc") or r.split("/")[0] in {"eval", "data", "outputs",
                             "runs"} or "tfevents" in r or "/." in r) for r in rel)
             assert {r for r in rel if r.startswith("models/")} == ({"models/model.pt"} if name == "knee_eas_unet" else set())

@@ -9,7 +9,8 @@ import warnings
 import numpy as np
 import pytest
 
-from custom_networks.support.head_neck import ORGANS, SOURCE_NAMES, find_organ_files, largest_component, normalise_organ_name
+from custom_networks.labels.head_neck import ORGANS, SOURCE_NAMES, find_organ_files, normalise_organ_name
+from custom_networks.ops.components import largest_component
 from tests.conftest import SHARED_DATA
 
 MASKS = SHARED_DATA / "hn_oar_masks"

@@ -14,7 +14,7 @@ import shutil
 import numpy as np
 import pytest
 
-from custom_networks.support.head_neck import OPENKBP_ORGANS, OPENKBP_SOURCE_NAMES
+from custom_networks.labels.head_neck import OPENKBP_ORGANS, OPENKBP_SOURCE_NAMES
 from tests.conftest import SHARED_DATA
 
 OPENKBP = SHARED_DATA / "openkbp"

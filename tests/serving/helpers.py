@@ -22,7 +22,7 @@ import pytest
 import torch
 from monai.bundle import ConfigParser
 
-from custom_networks.support import head_neck
+from custom_networks.labels import head_neck
 from scripts.package import BUNDLES
 from scripts.serving import env as serving_env
 from tests.conftest import PYTHON, REPO, SHARED_DATA, bundle_dir, subprocess_env

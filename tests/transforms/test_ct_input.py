@@ -13,10 +13,10 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, Orientationd, ScaleIntensityRanged
 
-from custom_networks.support.ct import RandBoneRatioCropd, bone_ratio_threshold
-from custom_networks.support.dicom import CheckDicomSeriesd, DicomSeriesError, check_dicom_series
-from custom_networks.support.totalsegmentator import class_ids
-from custom_networks.support.transforms import ValidateVolumed
+from custom_networks.transforms.bone_crop import RandBoneRatioCropd, bone_ratio_threshold
+from custom_networks.transforms.dicom_series import CheckDicomSeriesd, DicomSeriesError, check_dicom_series
+from custom_networks.labels.totalsegmentator import class_ids
+from custom_networks.transforms.validate import ValidateVolumed
 from tests.conftest import SHARED_DATA
 
 EXAMPLE = SHARED_DATA / "totalsegmentator_example"
@@ -154,7 +154,7 @@ def _needs_shared_data() -> None:
 
 
 def _ct_transforms() -> Compose:
-    """The reading steps documented in custom_networks/support/ct.py, without the bone window."""
+    """The reading steps documented in custom_networks/transforms/dicom_series.py, without the bone window."""
     keys = ["image", "label"]
     return Compose(
         [

@@ -11,7 +11,7 @@ from monai.losses import DiceFocalLoss, FocalLoss
 from monai.metrics import DiceMetric, HausdorffDistanceMetric
 from monai.transforms import AsDiscreted
 
-from custom_networks.support.partial_labels import ContouredOrgansd, MarginalLoss, MaskUncontouredd, with_organ
+from custom_networks.transforms.partial_labels import ContouredOrgansd, MarginalLoss, MaskUncontouredd, with_organ
 
 ORGANS = ["a", "b", "c"]
 

@@ -19,7 +19,7 @@ from monai.transforms import LoadImage
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from custom_networks.support.dicom_seg import (
+from custom_networks.writers.dicom_seg import (
     DicomSegGridError,
     DicomSegReferenceError,
     SaveDicomSegd,
@@ -330,7 +330,7 @@ def test_bundle_inference_writes_a_seg_that_matches_the_nifti(bundle_weights, re
 
 
 def test_segment_codes_read_the_side_in_either_word_order():
-    from custom_networks.support.dicom_seg import property_codes
+    from custom_networks.writers.dicom_seg import property_codes
 
     assert property_codes("left parotid") == property_codes("parotid_left") == ("AnatomicalStructure", "ParotidGland", "Left")
     assert property_codes("eye_right")[1:] == ("Eye", "Right")

@@ -1,4 +1,4 @@
-"""STL surfaces of label maps (paper 000's 3D reconstruction) and the TotalSegmentator class groups."""
+"""STL surfaces of label maps (paper 000's 3D reconstruction)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import torch
 import trimesh
 from monai.data import MetaTensor
 
-from custom_networks.support.mesh import SaveSurfaceMeshd, label_surface_mesh, save_surface_mesh
-from custom_networks.support.totalsegmentator import TOTAL_V2, class_ids, label_mapping
+from custom_networks.writers.surface_mesh import SaveSurfaceMeshd, label_surface_mesh, save_surface_mesh
 
 
 def _ball(shape=(40, 50, 30), center=(20, 25, 15), radius_vox=(10, 10, 5)):
@@ -60,24 +59,3 @@ def test_transform_names_the_mesh_after_the_input_and_can_be_disabled(tmp_path):
     assert (tmp_path / "series_3_seg.stl").is_file()
     with pytest.raises(ValueError, match=r"\(1, X, Y, Z\)"):
         SaveSurfaceMeshd("pred", tmp_path)({"pred": MetaTensor(torch.zeros(2, 4, 4, 4))})
-
-
-def test_totalsegmentator_groups_follow_the_class_names():
-    assert len(TOTAL_V2) == 117 and sorted(TOTAL_V2) == list(range(1, 118))
-    bone = class_ids("bone")
-    names = {TOTAL_V2[i] for i in bone}
-    assert {"vertebrae_T12", "rib_left_1", "rib_right_12", "sternum", "femur_left", "hip_right", "sacrum",
-            "skull", "humerus_left", "scapula_right", "clavicula_left"} <= names
-    assert "costal_cartilages" not in names and "spinal_cord" not in names and "aorta" not in names
-    assert len(bone) == 25 + 1 + 10 + 1 + 24 + 1  # vertebrae, sacrum, limb/girdle bones, skull, ribs, sternum
-    vertebrae = class_ids("vertebrae")
-    assert [TOTAL_V2[i] for i in (vertebrae[0], vertebrae[-1])] == ["vertebrae_S1", "vertebrae_C1"]
-    assert len(vertebrae) == 25 and set(vertebrae) < set(bone)
-    with pytest.raises(ValueError, match="known: bone, vertebrae"):
-        class_ids("organs")
-
-
-def test_label_mapping_maps_every_id_once():
-    m = label_mapping("vertebrae")
-    assert m["orig_labels"] == list(range(118))
-    assert [o for o, t in zip(m["orig_labels"], m["target_labels"]) if t == 1] == class_ids("vertebrae")

@@ -1,0 +1,8 @@
+"""The ignite/MONAI handlers and inferers the bundles' configs attach to their engines: checkpoint loading and
+atomic saving (:mod:`.checkpoints`), resumable training (:mod:`.resume`), the time budget (:mod:`.time_budget`),
+metrics the papers need (:mod:`.metrics`), PNG overlays (:mod:`.overlays`), the ``summary.json`` writer
+(:mod:`.summary`) and the large-slice inferer (:mod:`.inferers`).
+
+``engine`` imports :mod:`custom_networks.bundle` (the checkpoint reader), :mod:`custom_networks.ops` and
+:mod:`custom_networks.writers` (atomic writes), never the networks.
+"""
