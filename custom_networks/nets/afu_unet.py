@@ -116,6 +116,4 @@ class AFUNet(PaperUNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, skips = self.encode(x, self.dasp)
-        for stage, skip in zip(self.decoder, skips[::-1]):
-            x = stage(x, skip)
-        return self.head(x)
+        return self.head(self.decode(x, skips)[-1])

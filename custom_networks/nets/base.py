@@ -17,7 +17,8 @@ class PaperUNet(nn.Module):
     Subclasses fill ``ABLATIONS`` (row name -> constructor flags, the paper's ablation table) and call
     ``super().__init__(spatial_dims, features)``, which checks and stores both; inputs must be ``(B, C, *spatial)``
     with every spatial size divisible by ``2 ** (len(features) - 1)`` (one halving per pooling).
-    ``encode`` expects ``self.encoder`` (one module per level) and ``self.pool``.
+    ``encode`` expects ``self.encoder`` (one module per level) and ``self.pool``; ``decode`` expects
+    ``self.decoder`` (one :class:`~custom_networks.blocks.UpStage`-like ``stage(x, skip)`` per level, coarse to fine).
 
     Every instance registers the ``load_state_dict`` pre-hooks in ``load_state_dict_pre_hooks``: other parts
     of the package add theirs there (:mod:`custom_networks.compression` adds the one that reads compressed
@@ -64,6 +65,17 @@ class PaperUNet(nn.Module):
             skips.append(x)
             x = self.pool(x)
         return bottom(self.encoder[-1](x)), skips
+
+    def decode(self, x: torch.Tensor, skips: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Run ``self.decoder`` levels on the bottom features ``x`` with the skips of :meth:`encode`.
+
+        Returns every level's output, coarse to fine (the last one is at the input's resolution).
+        """
+        outputs = []
+        for stage, skip in zip(self.decoder, skips[::-1]):
+            x = stage(x, skip)
+            outputs.append(x)
+        return outputs
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a ValueError naming the shape when ``x`` is not a valid input."""

@@ -131,15 +131,10 @@ class EASUNet(PaperUNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         x, skips = self.encode(x, self.eas)
-
-        decoder_outputs = []
-        for stage, skip in zip(self.decoder, skips[::-1]):
-            x = stage(x, skip)
-            decoder_outputs.append(x)
-
+        decoder_outputs = self.decode(x, skips)
         if self.fusion_head is None:
             assert self.head is not None
-            return self.head(x)
+            return self.head(decoder_outputs[-1])
         fused, sides = self.fusion_head(decoder_outputs)
         if self.training:
             return [fused, *sides]

@@ -172,6 +172,4 @@ class MSRAttentionUNet(PaperUNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, skips = self.encode(x, self.bottom)
-        for stage, skip in zip(self.decoder, skips[::-1]):
-            x = stage(x, skip)
-        return self.head(x)
+        return self.head(self.decode(x, skips)[-1])

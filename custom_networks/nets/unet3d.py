@@ -82,6 +82,4 @@ class UNet3D(PaperUNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, skips = self.encode(x, self.dropout)
-        for up, skip in zip(self.decoder, reversed(skips)):
-            x = up(x, skip)
-        return self.head(x)
+        return self.head(self.decode(x, skips)[-1])
