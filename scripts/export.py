@@ -11,8 +11,8 @@ Writes into ``--out``:
   tried first; when the network does not script it is traced (``use_trace``) on the example input, which is
   exact for these networks because their control flow does not depend on the data; the report says which.
 - ``<part>.onnx``: the package's one exporter, ``custom_networks.compression.onnx_export.export_onnx``, with
-  ``torch.onnx.export(dynamo=True)`` (opset 18; input ``"image"``, output ``"pred"``). 2D networks get a dynamic batch and
-  dynamic height and width (inputs must be multiples of the network's ``size_multiple``), so they serve
+  ``torch.onnx.export(dynamo=True)`` (opset 18; input ``"image"``, output ``"pred"``). 2D networks get a
+  dynamic batch and dynamic height and width (inputs must be multiples of the network's ``size_multiple``), so they serve
   ``SliceInferer`` batches of any slice size; 3D parts have the fixed input size the bundle feeds them.
 - ``export_report.json``: per part, the input shapes checked, the max abs difference of the ONNX Runtime
   (CPUExecutionProvider) and TorchScript outputs against eager PyTorch, the tolerance, and median CPU

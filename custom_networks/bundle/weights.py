@@ -16,7 +16,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["CheckpointError", "mismatch_error", "read_checkpoint", "read_state_dict", "require_weights", "state_dict_of"]
+__all__ = [
+    "CheckpointError", "mismatch_error", "read_checkpoint", "read_state_dict", "require_weights", "state_dict_of"
+]
 
 
 class CheckpointError(ValueError):

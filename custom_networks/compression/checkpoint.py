@@ -13,8 +13,8 @@ every network of this repo registers when it is built (``custom_networks/__init_
 that happens before any network exists). The bundles' ``CheckpointLoader``, MONAI Label's ``load_state_dict``
 and ``torch.nn.Module.load_state_dict`` therefore read such a checkpoint into the full-size network built from
 the unchanged config: the hook decodes the codes and shrinks the layers to the checkpoint's channel counts
-(torch-pruning replays the removals so coupled layers and norms follow). A checkpoint without the marker loads exactly as before: a shape
-mismatch there is still an error.
+(torch-pruning replays the removals so coupled layers and norms follow). A checkpoint without the marker loads
+exactly as before: a shape mismatch there is still an error.
 """
 
 from __future__ import annotations

@@ -34,8 +34,8 @@ What each step gives, measured with MONAI 1.6.1 and ITK 5.4.7:
   would read the first series only, with just a warning, and ITK would stack a gappy series as if evenly
   spaced). It does nothing for files.
 * ``LoadVolumed(reader="ITKReader")`` (MONAI's ``LoadImaged`` with clearer errors) reads a folder as a DICOM
-  series through GDCM (JPEG 2000 included), **applies RescaleSlope/RescaleIntercept**, so values are Hounsfield units (float32 by ``LoadImaged``'s
-  default ``dtype``), and stores the affine in RAS world coordinates (ITK's LPS converted). It reads
+  series through GDCM (JPEG 2000 included), **applies RescaleSlope/RescaleIntercept**, so values are
+  Hounsfield units (float32 by ``LoadImaged``'s default ``dtype``), and stores the affine in RAS world coordinates (ITK's LPS converted). It reads
   NIfTI, NRRD and MHA labels with the same geometry rules. The default reader selection (no ``reader``)
   also picks ITK for a folder and gave identical values; naming it keeps configs independent of which
   optional readers are installed. The nibabel reader cannot read a series folder.

@@ -124,7 +124,8 @@ class LabelMapWriterd(MapTransform):
                     f"{tuple(array.shape)}; put it after AsDiscreted and Invertd."
                 )
             os.makedirs(self.output_dir, exist_ok=True)
-            path = os.path.join(self.output_dir, f"{output_stem(source or 'volume')}_{self.output_postfix}{self.suffix}")
+            name = f"{output_stem(source or 'volume')}_{self.output_postfix}{self.suffix}"
+            path = os.path.join(self.output_dir, name)
             report = self.write(array[0], convert_to_numpy(label.affine), source, path)
             if self.print_log:
                 logging.getLogger(type(self).__module__).info("%s: %s (%s)", self.what, path, report)

@@ -348,8 +348,8 @@ class SaveDicomSegd(LabelMapWriterd):
 
     The file is ``<output_dir>/<series folder name>_<output_postfix>.dcm`` (next to ``SaveImaged``'s
     ``<name>_seg.nii.gz``), written atomically (checks, name and atomic write:
-    :class:`~custom_networks.writers.base.LabelMapWriterd`). ``enabled=False`` (the configs' ``save_dicom_seg``, default false)
-    makes the transform a no-op.
+    :class:`~custom_networks.writers.base.LabelMapWriterd`). ``enabled=False`` (the configs' ``save_dicom_seg``,
+    default false) makes the transform a no-op.
 
     Input that is not a DICOM series folder (NIfTI, NRRD, ...): a ``UserWarning`` naming the file, and no SEG;
     the NIfTI label map is already written. A warning rather than an error because one datalist may mix
