@@ -231,8 +231,9 @@ def _bar(ax, labels, series: dict, goal: float | None, ylabel: str) -> None:
 
 def plots(results: dict, img_dir: Path) -> list[str]:
     """Small PNGs (matplotlib, Agg) of the training ratios, inference efficiencies, networks and torchrun."""
-    import matplotlib
+    from custom_networks.extras import require
 
+    matplotlib = require("matplotlib", "The benchmark figures")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

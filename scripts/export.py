@@ -164,6 +164,9 @@ def export_torchscript(bundle: str, part: Part, ckpt: Path, nested: bool, path: 
 
 def export_onnx(part: Part, path: Path) -> None:
     """``torch.onnx.export(dynamo=True)`` of ``part`` on a random input of its example shape."""
+    from custom_networks.extras import require
+
+    require("onnxscript", "ONNX export")  # torch.onnx.export(dynamo=True) runs on onnxscript
     x = torch.rand(part.shape)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -174,8 +177,9 @@ def export_onnx(part: Part, path: Path) -> None:
 
 def check_part(part: Part, ts_path: Path, onnx_path: Path, atol: float, threads: int, repeats: int) -> dict:
     """ORT and TorchScript vs eager PyTorch on every check shape; speed on the example shape."""
-    import onnxruntime as ort
+    from custom_networks.extras import require
 
+    ort = require("onnxruntime", "Checking the ONNX export")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

@@ -56,6 +56,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..extras import require
+
 __all__ = ["OnnxRuntimeNetwork", "benchmark_int8", "export_onnx", "quantize_int8"]
 
 
@@ -106,7 +108,7 @@ def export_onnx(
     Returns:
         ``Path`` of the written file.
     """
-    import onnx
+    onnx = require("onnx", "ONNX export")
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,7 +153,7 @@ def export_onnx(
 
 def _calibration_reader(name: str, inputs: Sequence[np.ndarray]) -> Any:
     """ORT ``CalibrationDataReader`` feeding ``inputs`` one by one as the model input ``name``."""
-    from onnxruntime.quantization import CalibrationDataReader
+    CalibrationDataReader = require("onnxruntime.quantization", "Int8 quantization").CalibrationDataReader
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -214,8 +216,9 @@ def quantize_int8(
     Returns:
         ``Path`` of the written file.
     """
-    import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    onnx = require("onnx", "ONNX export")
+    ortq = require("onnxruntime.quantization", "Int8 quantization")
+    CalibrationMethod, QuantFormat, QuantType = ortq.CalibrationMethod, ortq.QuantFormat, ortq.QuantType
 
     onnx_path, out_path = Path(onnx_path), Path(out_path)
     model = _load_checked(onnx_path)
@@ -227,7 +230,7 @@ def quantize_int8(
         raise ValueError(f"quant_format must be 'QDQ' or 'QOperator', got {quant_format!r}.")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     reader = _calibration_reader(model.graph.input[0].name, inputs)
-    quantize_static(
+    ortq.quantize_static(
         str(onnx_path), str(out_path), reader, quant_format=getattr(QuantFormat, quant_format),
         per_channel=per_channel, reduce_range=reduce_range, activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=exclude,
@@ -250,7 +253,7 @@ def _require_file(path: Path) -> None:
 
 def _load_checked(path: Path) -> Any:
     """``onnx.load`` with the errors :class:`OnnxRuntimeNetwork` gives for a missing or non-ONNX file."""
-    import onnx
+    onnx = require("onnx", "ONNX export")
 
     _require_file(path)
     try:
@@ -294,7 +297,7 @@ class OnnxRuntimeNetwork(nn.Module):
         self._open()
 
     def _open(self) -> None:
-        import onnxruntime as ort
+        ort = require("onnxruntime", "Int8 ONNX Runtime inference")
 
         _require_file(self.path)
         options = ort.SessionOptions()
