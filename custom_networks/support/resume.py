@@ -10,8 +10,8 @@ or none; :class:`AtomicCheckpointSaver` is the same handler without either gap.
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
