@@ -231,8 +231,9 @@ def _bar(ax, labels, series: dict, goal: float | None, ylabel: str) -> None:
 
 def plots(results: dict, img_dir: Path) -> list[str]:
     """Small PNGs (matplotlib, Agg) of the training ratios, inference efficiencies, networks and torchrun."""
-    import matplotlib
+    from custom_networks.extras import require
 
+    matplotlib = require("matplotlib", "The benchmark figures")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -292,7 +293,7 @@ def reference_overlay(out: str = "docs/img/real_ct_reference.png", slice_index: 
 
     data = Path(__file__).resolve().parents[2] / "shared" / "data" / "totalsegmentator_example"
     load = LoadImage(reader="ITKReader", image_only=True, ensure_channel_first=True)
-    orient = Orientation(axcodes="RAS")
+    orient = Orientation(axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S")))
     ct = orient(load(str(data / "example_ct_dicom")))[0, :, :, slice_index].numpy()
     seg = orient(load(str(data / "example_seg_dicom.nii.gz")))[0, :, :, slice_index].numpy().astype(int)
     labels = np.zeros_like(seg)

@@ -159,8 +159,9 @@ def export_torchscript(bundle: str, part: Part, ckpt: Path, nested: bool, path: 
 
 def check_part(part: Part, ts_path: Path, onnx_path: Path, atol: float, threads: int, repeats: int) -> dict:
     """ORT and TorchScript vs eager PyTorch on every check shape; speed on the example shape."""
-    import onnxruntime as ort
+    from custom_networks.extras import require
 
+    ort = require("onnxruntime", "Checking the ONNX export")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

@@ -44,8 +44,9 @@ def read_log(path: str | Path) -> list[dict]:
 
 def write_curves(logs: dict[str, str | Path], out: str | Path) -> tuple[Path, Path]:
     """Write ``<out>.csv`` and ``<out>.png`` for ``{run name: log file}``; returns both paths."""
-    import matplotlib
+    from custom_networks.extras import require
 
+    matplotlib = require("matplotlib", "The training-curve figure")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -160,12 +160,13 @@ def truncated_native_dicom_slice(tmp):
 
 def dicom_two_series(tmp):
     import pydicom
+    from pydicom.uid import generate_uid
 
     series = _series_copy(tmp)
     other = sorted(series.iterdir())[0]
     ds = pydicom.dcmread(other)
-    ds.SeriesInstanceUID = ds.SeriesInstanceUID + ".9"
-    ds.SOPInstanceUID = ds.SOPInstanceUID + ".9"
+    ds.SeriesInstanceUID = generate_uid()  # a valid UID (appending to one can pass the 64-character limit)
+    ds.SOPInstanceUID = generate_uid()
     ds.save_as(series / "other_series.dcm")
     return _infer(LOWER_LIMB, series, tmp), series
 

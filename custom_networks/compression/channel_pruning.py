@@ -16,7 +16,9 @@ from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
-import torch_pruning as tp
+from ..extras import require
+
+tp = require("torch_pruning", "Channel pruning")
 
 __all__ = ["THESIS_RATES", "ChannelPruner", "FilterL1Importance", "eval_mode", "example_input", "unprunable_layers"]
 

@@ -76,7 +76,9 @@ def fit_to_state_dict(net: nn.Module, state_dict: Mapping[str, torch.Tensor], pr
     graph carries each removal to the coupled layers (concatenations, additions, norms, depthwise convs).
     A checkpoint layer with *more* channels than ``net`` is left for ``load_state_dict`` to report.
     """
-    import torch_pruning as tp
+    from ..extras import require
+
+    tp = require("torch_pruning", "Loading channel-pruned weights")
 
     from .channel_pruning import eval_mode, example_input
 

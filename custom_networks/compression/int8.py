@@ -56,6 +56,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..extras import require
 from .onnx_export import OnnxRuntimeNetwork, as_numpy, as_plain_tensor, export_onnx, load_onnx
 
 __all__ = ["benchmark_int8", "quantize_int8"]
@@ -63,7 +64,7 @@ __all__ = ["benchmark_int8", "quantize_int8"]
 
 def _calibration_reader(name: str, inputs: Sequence[np.ndarray]) -> Any:
     """ORT ``CalibrationDataReader`` feeding ``inputs`` one by one as the model input ``name``."""
-    from onnxruntime.quantization import CalibrationDataReader
+    CalibrationDataReader = require("onnxruntime.quantization", "Int8 quantization").CalibrationDataReader
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -128,8 +129,8 @@ def quantize_int8(
     Returns:
         ``Path`` of the written file.
     """
-    import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    onnx = require("onnx", "ONNX export")
+    ortq = require("onnxruntime.quantization", "Int8 quantization")
 
     onnx_path, out_path = Path(onnx_path), Path(out_path)
     model = load_onnx(onnx_path)
@@ -141,10 +142,10 @@ def quantize_int8(
         raise ValueError(f"quant_format must be 'QDQ' or 'QOperator', got {quant_format!r}.")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     reader = _calibration_reader(model.graph.input[0].name, inputs)
-    quantize_static(
-        str(onnx_path), str(out_path), reader, quant_format=getattr(QuantFormat, quant_format),
-        per_channel=per_channel, reduce_range=reduce_range, activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=exclude,
+    ortq.quantize_static(
+        str(onnx_path), str(out_path), reader, quant_format=getattr(ortq.QuantFormat, quant_format),
+        per_channel=per_channel, reduce_range=reduce_range, activation_type=ortq.QuantType.QUInt8,
+        weight_type=ortq.QuantType.QInt8, calibrate_method=ortq.CalibrationMethod.MinMax, nodes_to_exclude=exclude,
         op_types_to_quantize=list(op_types_to_quantize) if op_types_to_quantize is not None else None,
     )
     onnx.checker.check_model(str(out_path))

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..extras import require
+
 __all__ = ["INPUT_NAME", "OUTPUT_NAME", "OnnxRuntimeNetwork", "export_onnx"]
 
 #: tensor names of every exported file, the keys of the bundles' ``network_data_format``
@@ -75,7 +77,7 @@ def export_onnx(
     Returns:
         ``Path`` of the written file.
     """
-    import onnx
+    onnx = require("onnx", "ONNX export")
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -130,7 +132,7 @@ def _require_file(path: Path) -> None:
 
 def load_onnx(path: Path) -> Any:
     """``onnx.load`` with the errors :class:`OnnxRuntimeNetwork` gives for a missing or non-ONNX file."""
-    import onnx
+    onnx = require("onnx", "ONNX export")
 
     _require_file(path)
     try:
@@ -174,7 +176,7 @@ class OnnxRuntimeNetwork(nn.Module):
         self._open()
 
     def _open(self) -> None:
-        import onnxruntime as ort
+        ort = require("onnxruntime", "ONNX Runtime inference")
 
         _require_file(self.path)
         options = ort.SessionOptions()

@@ -1,5 +1,6 @@
 """The ignite/MONAI handlers and inferers the bundles' configs attach to their engines: checkpoint loading and
-atomic saving (:mod:`.checkpoints`), resumable training (:mod:`.resume`), the time budget (:mod:`.time_budget`),
+atomic saving (:mod:`.checkpoints`), resumable training (:mod:`.resume`), validation after the last epoch (:mod:`.validation`), the time
+budget (:mod:`.time_budget`),
 metrics the papers need (:mod:`.metrics`), PNG overlays (:mod:`.overlays`), the ``summary.json`` writer
 (:mod:`.summary`) and the large-slice inferer (:mod:`.inferers`).
 

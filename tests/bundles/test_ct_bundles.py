@@ -68,9 +68,9 @@ def test_rerun_with_more_epochs_resumes_from_the_last_epoch(case, tmp_path):
 def test_evaluate_writes_metrics_and_overlays(case, tmp_path):
     run(case.bundle.workflow(["train.json", "evaluate.json"], "eval", dataset_dir=str(case.data),
                              ckpt_dir=str(case.ckpt), output_dir=str(tmp_path)))
-    summary = dict(csv.reader(open(tmp_path / "metrics.csv")))
+    summary = dict(csv.reader((tmp_path / "metrics.csv").read_text().splitlines()))
     assert set(summary) == {"val_mean_dice", "val_mean_iou", "val_precision", "val_recall", "val_hd_mm", "val_hd95_mm"}
-    rows = list(csv.DictReader(open(tmp_path / "val_mean_dice_raw.csv")))
+    rows = list(csv.DictReader((tmp_path / "val_mean_dice_raw.csv").read_text().splitlines()))
     assert len(rows) == 1 and set(rows[0]) == {"filename", "class0", "mean"}  # class0: the sigmoid channel
     assert 0.0 <= float(rows[0]["class0"]) <= 1.0
     assert len(list((tmp_path / "overlays").glob("*.png"))) == 3

@@ -235,8 +235,8 @@ def test_knee_train_then_evaluate_writes_summary_on_a_testing_only_datalist(knee
     assert list(summary["per_class"]) == ["femoral_cartilage", "tibial_cartilage"]  # channel_def 1, 2
     for column, (name, entry) in enumerate(summary["per_class"].items()):
         assert set(entry) == {"dice", "hd95_mm", "n_cases", "dice_infinite", "hd95_mm_infinite"}
-        dice = [float(r[f"class{column}"]) for r in csv.DictReader(open(out / "val_mean_dice_raw.csv"))]
-        hd95 = [float(r[f"class{column}"]) for r in csv.DictReader(open(out / "val_hd95_mm_raw.csv"))]
+        dice, hd95 = ([float(r[f"class{column}"]) for r in csv.DictReader((out / name).read_text().splitlines())]
+                      for name in ("val_mean_dice_raw.csv", "val_hd95_mm_raw.csv"))
         scored = [i for i, v in enumerate(dice) if not math.isnan(v)]
         assert entry["n_cases"] == len(scored) == len(testing), name  # both cartilages are in every case
         assert entry["dice"] == pytest.approx(sum(dice[i] for i in scored) / len(scored), abs=1e-6)

@@ -126,7 +126,7 @@ def test_openkbp_model_selection_uses_training_cases_and_each_organ_net_only_cas
 def test_openkbp_evaluation_scores_each_organ_only_where_contoured(openkbp, tmp_path):
     run(openkbp.bundle.workflow(["train.json", "evaluate.json"], "eval", eval_split="training",
                                 **{**openkbp.paths, "output_dir": str(tmp_path)}))
-    rows = list(csv.DictReader(open(tmp_path / "val_mean_dice_raw.csv")))
+    rows = list(csv.DictReader((tmp_path / "val_mean_dice_raw.csv").read_text().splitlines()))
     assert len(rows) == 4
     by_case = {r["filename"].rsplit("/", 1)[-1]: r for r in rows}
     larynx = f"class{OPENKBP_ORGANS.index('larynx')}"
@@ -219,9 +219,9 @@ def test_stage2_without_a_stage1_checkpoint_says_what_to_do(thesis, tmp_path):
 def test_thesis_evaluate_reports_dice_and_hd95_per_organ(thesis, tmp_path, use_stage2):
     run(thesis.bundle.workflow(["train.json", *THESIS, "evaluate.json"], "eval", use_stage2=use_stage2,
                                **{**thesis.paths, "output_dir": str(tmp_path)}))
-    summary = dict(csv.reader(open(tmp_path / "metrics.csv")))
+    summary = dict(csv.reader((tmp_path / "metrics.csv").read_text().splitlines()))
     assert set(summary) == {"val_mean_dice", "val_hd95_mm"}
-    rows = list(csv.DictReader(open(tmp_path / "val_mean_dice_raw.csv")))
+    rows = list(csv.DictReader((tmp_path / "val_mean_dice_raw.csv").read_text().splitlines()))
     assert len(rows) == 1 and set(rows[0]) == {"filename"} | {f"class{i}" for i in range(8)} | {"mean"}
     assert all(0.0 <= float(rows[0][f"class{i}"]) <= 1.0 for i in range(8))
 

@@ -51,10 +51,10 @@ def test_train_writes_loadable_weights(trained):
 def test_evaluate_writes_per_class_metrics_and_overlays(trained, knee_data, tmp_path):
     run(workflow(["train.json", "evaluate.json"], "eval", dataset_dir=str(knee_data), ckpt_dir=str(trained),
                  output_dir=str(tmp_path)))
-    summary = dict(csv.reader(open(tmp_path / "metrics.csv")))
+    summary = dict(csv.reader((tmp_path / "metrics.csv").read_text().splitlines()))
     assert set(summary) == {"val_mean_dice", "val_mean_iou", "val_precision", "val_recall", "val_hd_mm", "val_hd95_mm"}
     testing = json.loads((knee_data / "datalist.json").read_text())["testing"]
-    rows = list(csv.DictReader(open(tmp_path / "val_mean_dice_raw.csv")))
+    rows = list(csv.DictReader((tmp_path / "val_mean_dice_raw.csv").read_text().splitlines()))
     assert len(rows) == len(testing)
     assert set(rows[0]) == {"filename", "class0", "class1", "mean"}  # femoral, tibial cartilage
     dice = [float(rows[0]["class0"]), float(rows[0]["class1"])]

@@ -96,7 +96,7 @@ def test_world_positions_with_monai_itk(converted):
 
     _, out, _, _ = converted
     nib_img, _, _, nib_label = _load(out, "pt_1")
-    load = Compose([LoadImage(reader="ITKReader", image_only=True), EnsureChannelFirst(), Orientation("RAS")])
+    load = Compose([LoadImage(reader="ITKReader", image_only=True), EnsureChannelFirst(), Orientation("RAS", labels=(("L", "R"), ("P", "A"), ("I", "S")))])
     label = load(str(out / "labels" / "pt_1.nii.gz"))
     image = load(str(out / "images" / "pt_1.nii.gz"))
     aff = np.asarray(label.affine, dtype=float)

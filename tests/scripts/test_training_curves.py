@@ -24,8 +24,8 @@ def test_epoch_means_validation_and_resumed_epochs(tmp_path):
     rows = read_log(tmp_path / "a.log")
     assert [(r["epoch"], round(r["train_loss"], 4), r["val_mean_dice"]) for r in rows] == [(1, 0.7, 0.25), (2, 0.4, None)]
     csv_path, png_path = write_curves({"stage1": tmp_path / "a.log"}, tmp_path / "out" / "curves")
-    assert list(csv.reader(open(csv_path))) == [["run", "epoch", "train_loss", "val_mean_dice"],
-                                               ["stage1", "1", "0.7000", "0.2500"], ["stage1", "2", "0.4000", ""]]
+    assert list(csv.reader(csv_path.read_text().splitlines())) == [
+        ["run", "epoch", "train_loss", "val_mean_dice"], ["stage1", "1", "0.7000", "0.2500"], ["stage1", "2", "0.4000", ""]]
     assert png_path.stat().st_size > 1000
 
 

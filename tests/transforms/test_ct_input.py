@@ -162,7 +162,7 @@ def _ct_transforms() -> Compose:
             LoadImaged(keys=keys, reader="ITKReader", image_only=True),
             ValidateVolumed(keys=keys),
             EnsureChannelFirstd(keys=keys),
-            Orientationd(keys=keys, axcodes="RAS"),
+            Orientationd(keys=keys, axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S"))),
         ]
     )
 
