@@ -4,7 +4,8 @@
     python -m scripts.compare_models lower_limb_afu_unet --data DIR --out DIR [--minutes 8]
 
 Each variant is the bundle's own ``train.json`` + ``evaluate.json`` with a few overrides (no code
-copies; the rows are the registry's, :func:`scripts.common.registry.variants`), trained on the same data with the same budget of training-step time (``--minutes`` of
+copies; the rows are the registry's, :func:`scripts.common.registry.variants`), trained on the same data
+with the same budget of training-step time (``--minutes`` of
 forward+backward+update, validation excluded; checked at the end of each epoch), validated every
 ``--val_interval`` epochs and once more at the end, and the best validation checkpoint is evaluated
 on the datalist's ``testing`` split. On a 2-core CPU the networks differ up to 10x in step time, so a

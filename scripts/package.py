@@ -4,8 +4,8 @@
     python -m scripts.package --all --out dist/
 
 For each bundle (:func:`scripts.common.bundles.names`) this writes ``<out>/<bundle>_v<version>.zip`` (version
-from ``configs/metadata.json``) and ``<out>/<bundle>_v<version>.zip.sha256`` (``sha256sum -c`` format), and prints both. The zip holds one
-top-level folder, ``<bundle>/``, with (:func:`scripts.common.bundles.bundle_files`):
+from ``configs/metadata.json``) and ``<out>/<bundle>_v<version>.zip.sha256`` (``sha256sum -c`` format), and
+prints both. The zip holds one top-level folder, ``<bundle>/``, with (:func:`scripts.common.bundles.bundle_files`):
 
 - ``configs/``, ``docs/``, ``LICENSE`` of the bundle;
 - ``models/model.pt`` when the bundle has trained weights (nothing else from ``models/``);

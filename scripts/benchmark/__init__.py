@@ -21,8 +21,8 @@ Sections (sizes of each profile in :data:`scripts.benchmark.profiles.PROFILES`, 
   (:mod:`scripts.benchmark.worker`): wall time, that process's peak RSS (``VmHWM``), FLOPs of every network
   forward (``FlopCounterMode``) and achieved GFLOP/s relative to the conv throughput, over the network forwards
   alone and over the whole pipeline. The same pipeline again with its bottleneck fix undone
-  (:data:`scripts.benchmark.profiles.BEFORE_FIXES`), for before/after in one run. Head-and-neck: ``inference.json`` (TwoStageUNet) versus
-  ``inference_baseline.json`` (UNet3D, sliding windows) on the same volume.
+  (:data:`scripts.benchmark.profiles.BEFORE_FIXES`), for before/after in one run. Head-and-neck:
+  ``inference.json`` (TwoStageUNet) versus ``inference_baseline.json`` (UNet3D, sliding windows) on the same volume.
 - **networks**: each custom network versus a MONAI ``BasicUNet`` (2D) / ``UNet`` (3D) of about the same
   parameter count: parameters, GFLOPs, forward latency; and the custom network again with
   ``torch.inference_mode`` + channels-last memory format (the 2D bundles' fix, network alone).

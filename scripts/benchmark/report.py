@@ -34,8 +34,8 @@ def _g(value) -> str:
 def _data(results: dict) -> str:
     """Where the training data of this profile came from."""
     if results["profile"] == "quick":
-        return ("generated boxes (`scripts.benchmark.run.write_blob_dataset`: one box per class plus noise, tiny volumes, "
-                "not anatomy)")
+        return ("generated boxes (`scripts.benchmark.run.write_blob_dataset`: one box per class plus noise, tiny "
+                "volumes, not anatomy)")
     return ("synthetic phantoms (`scripts.phantoms`, the demo data's renderers; head-and-neck: CT-like volumes rendered "
             "from the real expert organ masks in `../shared/data/hn_oar_masks`)")
 

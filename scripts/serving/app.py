@@ -3,9 +3,9 @@
 The sample app ships inside the monailabel wheel (``<venv>/monailabel/sample-apps/monaibundle``); it is
 copied, never downloaded. Its ``main.py`` loads every folder named in ``--conf models a,b`` from
 ``<app>/model/<name>`` (MONAI Label's ``BundleInferTask`` / ``BundleTrainTask``). Each bundle folder gets
-what ``scripts.package`` packs into a zip (:func:`scripts.common.bundles.bundle_files`): ``configs/``, ``docs/``, ``LICENSE``, ``models/model.pt`` and the
-vendored ``custom_networks`` package, which MONAI Label imports from the bundle folder (it puts that folder
-first on ``sys.path``).
+what ``scripts.package`` packs into a zip (:func:`scripts.common.bundles.bundle_files`): ``configs/``, ``docs/``,
+``LICENSE``, ``models/model.pt`` and the vendored ``custom_networks`` package, which MONAI Label imports from the
+bundle folder (it puts that folder first on ``sys.path``).
 
 Two changes are made to the copies, never to ``bundles/``:
 
