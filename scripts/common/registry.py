@@ -46,7 +46,7 @@ class Record:
     paper_network: PaperNetwork
     #: tiny widths (and sizes) that run a whole workflow on a CPU in seconds: every test and quick run uses these
     tiny: dict[str, Any]
-    #: two-stage bundles: the tiny crop of every organ (``crop_sizes`` for the organs of the chosen setup)
+    #: two-stage bundles: the tiny crop of every organ (``crop_sizes`` for the organs of a named organ setup)
     tiny_crop: tuple[int, int, int] | None = None
     #: the axis a 2D pipeline slices the volume along (knee: 0, sagittal; CT: 2, axial); None for 3D
     slice_axis: int | None = None
@@ -199,15 +199,14 @@ def record(bundle: str) -> Record:
 
 
 def tiny(bundle: str, setup: str | None = None) -> dict[str, Any]:
-    """A fresh copy of ``bundle``'s tiny overrides; a two-stage bundle's get a tiny crop for every organ of
-    ``setup`` (its organ setup, e.g. ``"thesis"``; default: the bundle's default setup)."""
+    """A fresh copy of ``bundle``'s tiny overrides. Naming a two-stage bundle's organ ``setup`` (``"openkbp"``,
+    ``"thesis"``) adds a tiny crop for each of its organs; without one the crops keep the configs' sizes."""
     rec = record(bundle)
     overrides = copy.deepcopy(rec.tiny)
-    if rec.tiny_crop is not None:
+    if rec.tiny_crop is not None and setup is not None:
         from custom_networks.support import head_neck
 
-        organs = head_neck.organs() if setup is None else head_neck.organs(setup)
-        overrides["crop_sizes"] = {o: list(rec.tiny_crop) for o in organs}
+        overrides["crop_sizes"] = {o: list(rec.tiny_crop) for o in head_neck.organs(setup)}
     return overrides
 
 

@@ -32,12 +32,13 @@ needs_openkbp = pytest.mark.skipif(not OPENKBP.is_dir(), reason=f"OpenKBP data n
 
 THESIS_ORGANS = head_neck.organs("thesis")
 OPENKBP_ORGANS = head_neck.organs("openkbp")
-#: the registry's tiny widths (for the default organ setup), validating every epoch
+#: the registry's tiny widths shared by both setups, validating every epoch
 TINY = {**tiny("head_neck_two_stage_unet"), "val_interval": 1}
-#: 6 x 6 x 7.5 mm rendered cases (about 83 x 83 x 55)
+#: with tiny crops; 6 x 6 x 7.5 mm rendered cases (about 83 x 83 x 55)
 THESIS_TINY = {**tiny("head_neck_two_stage_unet", "thesis"), "val_interval": 1, "pixdim": [6.0, 6.0, 7.5]}
-#: OpenKBP at 7.8 x 7.8 x 5 mm (about 64^3); model selection on every 2nd training case
-OPENKBP_TINY = {**TINY, "pixdim": [7.812, 7.812, 5.0], "stage1_size": [32, 32, 32], "selection_every": 2}
+#: with tiny crops; OpenKBP at 7.8 x 7.8 x 5 mm (about 64^3); model selection on every 2nd training case
+OPENKBP_TINY = {**tiny("head_neck_two_stage_unet", "openkbp"), "val_interval": 1, "pixdim": [7.812, 7.812, 5.0],
+                "stage1_size": [32, 32, 32], "selection_every": 2}
 THESIS = ["setup_thesis.json"]
 CASES = ["0522c0017", "0522c0057", "0522c0161"]
 #: training patients (pt_2 lacks the larynx; pt_6 the left parotid, esophagus and larynx) and one validation one

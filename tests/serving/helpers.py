@@ -34,12 +34,12 @@ BUNDLES = names()
 #: tiny widths (the registry's), the CT at its own 3 mm in-plane instead of 0.8 mm (about 15x fewer pixels per
 #: slice; the head-neck bundle still resamples, to 6 mm), and for the knee bundle a one-epoch run that validates
 #: and so saves its weights
-TINY = {b: {**tiny(b), **extra} for b, extra in {
-    "knee_eas_unet": {"slices_per_volume": 2, "val_interval": 1},
-    "lower_limb_afu_unet": {"pixdim": [3.0, 3.0, -1]},
-    "spine_msr_attention_unet": {"pixdim": [3.0, 3.0, -1]},
-    "head_neck_two_stage_unet": {"pixdim": [6.0, 6.0, 7.5]},
-}.items()}
+TINY = {
+    "knee_eas_unet": {**tiny("knee_eas_unet"), "slices_per_volume": 2, "val_interval": 1},
+    "lower_limb_afu_unet": {**tiny("lower_limb_afu_unet"), "pixdim": [3.0, 3.0, -1]},
+    "spine_msr_attention_unet": {**tiny("spine_msr_attention_unet"), "pixdim": [3.0, 3.0, -1]},
+    "head_neck_two_stage_unet": {**tiny("head_neck_two_stage_unet", "openkbp"), "pixdim": [6.0, 6.0, 7.5]},
+}
 
 
 def require(condition: bool, reason: str, required: bool = False) -> None:
