@@ -40,6 +40,7 @@ from custom_networks.support.checkpoints import mismatch_error, read_checkpoint
 from custom_networks.compression import channel_pruning, quantization, threshold_pruning
 from custom_networks.compression.checkpoint import FORMAT_KEY, compressed_state_dict, conv_weight_count, save_checkpoint
 from scripts.common.bundles import Bundle, folder as bundle_folder
+
 #: objects built once and handed to every later parse, so each fine-tuning round gets a fresh optimizer
 #: for the pruned parameters but reuses the (possibly cached) data
 _SHARED_IDS = ("train#dataloader", "validate#dataloader")
