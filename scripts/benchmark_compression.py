@@ -30,10 +30,12 @@ from pathlib import Path
 
 import fire
 
-from .benchmark import peak_rss_gb
-from .export import bundle_parser, load_weights, median_seconds
+from scripts.common import registry
+from scripts.common.bundles import REPO, Bundle, load_weights
+from scripts.common.measure import median_seconds, peak_rss_gb, print_result, read_result, rss_gb
 
-REPO = Path(__file__).resolve().parents[1]
+#: the bundle whose paper (the thesis, papers.md 3.7) this benchmark follows
+THESIS_BUNDLE = "head_neck_two_stage_unet"
 VARIANTS = {  # name -> checkpoint file in the compressed folder (None: the original)
     "original": None,
     "channel-pruned": "model_channel_pruned.pt",
@@ -50,13 +52,6 @@ THESIS = {
 }
 
 
-def _current_rss_gb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 2**20
-    return 0.0
-
-
 def _child(kind: str, spec_file: str) -> None:
     """One measurement in a fresh process, described by a JSON file; prints one JSON line."""
     spec = json.loads(Path(spec_file).read_text())
@@ -65,13 +60,17 @@ def _child(kind: str, spec_file: str) -> None:
     torch.set_num_threads(spec["threads"])
     result = _net_latency(spec) if kind == "net" else _pipeline(spec)
     result["peak_rss_gb"] = round(peak_rss_gb(), 3)
-    print("RESULT " + json.dumps(result), flush=True)
+    print_result(result)
+
+
+def _bundle(spec: dict) -> Bundle:
+    """The bundle whose config files ``spec`` names."""
+    return Bundle(Path(spec["config_files"][0]).parents[1])
 
 
 def _target_from_bundle(spec: dict):
     """The compressed network inside the bundle's network, with the checkpoint loaded (compressed ones too)."""
-    bundle = Path(spec["config_files"][0]).parents[1].name
-    network = bundle_parser(bundle, spec["overrides"]).get_parsed_content("network_def")
+    network = _bundle(spec).parser(["inference.json"], **spec["overrides"]).get_parsed_content("network_def")
     load_weights(network, spec["ckpt"])
     return (network.get_submodule(spec["target"]) if spec["target"] else network).eval()
 
@@ -80,11 +79,10 @@ def _thesis_width_stage1(prune: bool, round_to: int | None = None):
     """The thesis's stage 1 (Table 3-3 widths, 9 classes), untrained, optionally pruned 5/10/15/20 %."""
     import torch
 
-    from custom_networks import UNet3D
     from custom_networks.compression.channel_pruning import ChannelPruner
 
     torch.manual_seed(0)
-    net = UNet3D(in_channels=1, out_channels=9, features=(24, 48, 96, 192)).eval()
+    net = registry.paper_network(THESIS_BUNDLE).eval()
     if prune:
         pruner = ChannelPruner(net, round_to=round_to)
         for _ in range(len(pruner)):
@@ -105,7 +103,7 @@ def _net_latency(spec: dict) -> dict:
     else:
         net = _target_from_bundle(spec)
     x = torch.randn(1, 1, *spec["input"])
-    before = _current_rss_gb()
+    before = rss_gb()
     with torch.inference_mode():
         latency = median_seconds(net, x, spec["repeats"])
     # the forward's own memory: the process's high-water mark above what it held before the first forward
@@ -115,12 +113,8 @@ def _net_latency(spec: dict) -> dict:
 def _pipeline(spec: dict) -> dict:
     """``inference.json`` or ``evaluate.json`` run as a workflow; int8 swaps the target for ONNX Runtime after loading."""
     from ignite.engine import Events
-    from monai.bundle import ConfigWorkflow
 
-    bundle = Path(spec["config_files"][0]).parents[1]
-    wf = ConfigWorkflow(config_file=spec["config_files"], meta_file=str(bundle / "configs" / "metadata.json"),
-                        logging_file=str(bundle / "configs" / "logging.conf"), workflow_type=spec["mode"],
-                        **spec["overrides"])
+    wf = _bundle(spec).workflow([Path(f).name for f in spec["config_files"]], spec["mode"], **spec["overrides"])
     wf.initialize()
     evaluator = wf.parser.get_parsed_content("evaluator" if spec["mode"] == "infer" else "validate#evaluator")
     if spec.get("onnx"):
@@ -156,10 +150,9 @@ def _measure(kind: str, spec: dict) -> dict:
                               cwd=REPO, env=env, capture_output=True, text=True)
     finally:
         os.remove(f.name)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
+    result = read_result(proc.stdout)
+    if proc.returncode != 0 or result is None:
         raise RuntimeError(f"benchmark step {kind} {spec.get('variant')} failed:\n{proc.stderr[-3000:]}")
-    result = json.loads(lines[-1][len("RESULT "):])
     print(f"[benchmark] {kind:8s} {spec.get('variant', '')}: {json.dumps(result)}", flush=True)
     return result
 
@@ -167,16 +160,13 @@ def _measure(kind: str, spec: dict) -> dict:
 def _export_int8(compressed: Path, spec: dict, threads: int) -> Path:
     """Int8 ONNX of the final compressed network, calibrated on the validation inputs of train.json."""
     import torch
-    from monai.bundle import ConfigParser
 
     from custom_networks.compression.int8 import quantize_int8
     from custom_networks.compression.onnx_export import export_onnx
 
     torch.set_num_threads(threads)
     target = _target_from_bundle({**spec, "ckpt": str(compressed / "model.pt")})
-    parser = ConfigParser()
-    parser.read_config(str(Path(spec["config_files"][0]).with_name("train.json")))
-    parser.update(spec["overrides"])
+    parser = _bundle(spec).parser(["train.json"], **spec["overrides"])
     dataset = parser.get_parsed_content("validate#dataset")
     calibration = [dataset[i]["image"].as_tensor()[None] for i in range(min(4, len(dataset)))]
     fp32 = export_onnx(target, calibration[0], compressed / "target_fp32.onnx")
@@ -201,7 +191,7 @@ def run(
     original: str,
     image: str,
     dataset_dir: str,
-    bundle: str = "head_neck_two_stage_unet",
+    bundle: str = THESIS_BUNDLE,
     threads: int = 2,
     repeats: int = 3,
     dice: bool = True,
@@ -219,7 +209,7 @@ def run(
     folders = [Path(c).resolve() for c in (compressed.split(",") if isinstance(compressed, str) else compressed)]
     out_dir = Path(out).resolve() if out else folders[0]
     report = json.loads((folders[0] / "compression.json").read_text())
-    configs = REPO / "bundles" / bundle / "configs"
+    configs = Bundle(bundle).configs
     target = "" if report["target"] == "network" else report["target"]
     variants_dir = out_dir / "benchmark_variants"
     base = {"threads": int(threads), "repeats": int(repeats), "target": target}
@@ -330,37 +320,26 @@ def markdown(results: dict) -> str:
     return "\n".join(text) + "\n"
 
 
-#: the papers' networks at their papers' widths and input sizes (bundles' train.json defaults)
-PAPER_NETWORKS = {
-    "lower_limb_afu_unet": ("AFUNet", {"spatial_dims": 2, "in_channels": 1, "out_channels": 1,
-                                       "features": (64, 128, 256, 512)}, (512, 512)),
-    "spine_msr_attention_unet": ("MSRAttentionUNet", {"spatial_dims": 2, "in_channels": 1, "out_channels": 1,
-                                                      "features": (32, 64, 128, 256, 512)}, (512, 512)),
-    "knee_eas_unet": ("EASUNet", {"spatial_dims": 2, "in_channels": 1, "out_channels": 3,
-                                  "features": (64, 128, 256, 512, 1024)}, (384, 384)),
-    "head_neck_two_stage_unet (stage 1)": ("UNet3D", {"in_channels": 1, "out_channels": 9,
-                                                      "features": (24, 48, 96, 192)}, (208, 208, 72)),
-}
-
-
 def networks(threads: int = 2, repeats: int = 2, out: str | None = None) -> dict:
-    """Every paper network, untrained at its paper widths: size, parameters and forward time before and after
-    20 % channel pruning (thesis counts and multiples of 8) and with 31-level int8 codes; one process, side by side.
+    """Every bundle's network at its paper widths (the registry's), untrained: size, parameters and forward time
+    before and after 20 % channel pruning (thesis counts and multiples of 8) and with 31-level int8 codes; one
+    process, side by side.
     """
     import torch
 
-    import custom_networks
     from custom_networks.compression import quantization
     from custom_networks.compression.channel_pruning import ChannelPruner
     from custom_networks.compression.checkpoint import compressed_state_dict, conv_weight_count
 
     torch.set_num_threads(int(threads))
     rows = {}
-    for bundle, (cls, kwargs, size) in PAPER_NETWORKS.items():
+    for name, rec in registry.RECORDS.items():
+        spec = rec.paper_network
+        bundle, size = f"{name} ({spec.part})" if spec.part else name, spec.input_size
         torch.manual_seed(0)
-        nets = {"original": getattr(custom_networks, cls)(**kwargs).eval()}
+        nets = {"original": registry.paper_network(name).eval()}
         for label, round_to in (("pruned 20 %", None), ("pruned 20 %, multiples of 8", 8)):
-            net = getattr(custom_networks, cls)(**kwargs).eval()
+            net = registry.paper_network(name).eval()
             pruner = ChannelPruner(net, round_to=round_to)
             for _ in range(len(pruner)):
                 pruner.step()

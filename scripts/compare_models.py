@@ -4,7 +4,8 @@
     python -m scripts.compare_models lower_limb_afu_unet --data DIR --out DIR [--minutes 8]
 
 Each variant is the bundle's own ``train.json`` + ``evaluate.json`` with a few overrides (no code
-copies), trained on the same data with the same budget of training-step time (``--minutes`` of
+copies; the rows are the registry's, :func:`scripts.common.registry.variants`), trained on the same data
+with the same budget of training-step time (``--minutes`` of
 forward+backward+update, validation excluded; checked at the end of each epoch), validated every
 ``--val_interval`` epochs and once more at the end, and the best validation checkpoint is evaluated
 on the datalist's ``testing`` split. On a 2-core CPU the networks differ up to 10x in step time, so a
@@ -23,102 +24,11 @@ from pathlib import Path
 
 import fire
 import torch
-from monai.bundle import ConfigParser, ConfigWorkflow
 
-REPO = Path(__file__).resolve().parent.parent
-
-# Report widths: a quarter of the papers' (64-1024, 64-512) so that a comparison fits a CPU session.
-KNEE_FEATURES = [16, 32, 64, 128, 256]
-LOWER_LIMB_FEATURES = [16, 32, 64, 128]
-# half of paper 001's [D] widths 32-512. Whole 512x512 slices cost ~7 s a step here, so the comparison trains
-# on 192x192 crops centred on spine voxels (2 volumes x 4 per step); validation and testing use whole volumes.
-SPINE_FEATURES = [16, 32, 64, 128, 256]
-SPINE_CROP = [192, 192, 1]
-
-
-def _afu(preset: str) -> dict:
-    from custom_networks import AFUNet
-
-    flags = AFUNet.ABLATIONS[preset]
-    return {"network_def#features": LOWER_LIMB_FEATURES, "network_def#dasp": flags["dasp"],
-            "network_def#attention_fusion": flags["attention_fusion"]}
-
-
-def _msr(preset: str, loss_name: str = "dice") -> dict:
-    from custom_networks import MSRAttentionUNet
-
-    return {**{f"network_def#{k}": v for k, v in MSRAttentionUNet.ABLATIONS[preset].items()},
-            "network_def#features": SPINE_FEATURES, "slices_per_volume": 4, "loss_name": loss_name,
-            "train#random_transforms#0#spatial_size": SPINE_CROP}
-
-
-def _eas(separable: bool, eas: bool, deep_supervision: bool) -> dict:
-    return {
-        "network_def#features": KNEE_FEATURES,
-        "network_def#separable": separable,
-        "network_def#eas": eas,
-        "network_def#deep_supervision": deep_supervision,
-    }
-
-
-BUNDLE_VARIANTS: dict[str, dict[str, dict]] = {
-    "knee_eas_unet": {
-        # our ablation rows (the paper has no ablation table); "unet" is also the paper's U-Net baseline
-        "unet": _eas(False, False, False),
-        "unet+separable": _eas(True, False, False),
-        "unet+separable+eas": _eas(True, True, False),
-        "eas_unet": _eas(True, True, True),
-        # the paper's other baselines (Table 1), from MONAI, same widths
-        "monai_basic_unetplusplus": {
-            "network_def": {
-                "_target_": "custom_networks.MainOutput",
-                "net": {"_target_": "BasicUNetPlusPlus", "spatial_dims": 2, "in_channels": 1,
-                        "out_channels": "@num_classes", "features": KNEE_FEATURES + [KNEE_FEATURES[0]]},
-            },
-            "divisible_k": 16,
-        },
-        "monai_attention_unet": {
-            "network_def": {"_target_": "AttentionUnet", "spatial_dims": 2, "in_channels": 1,
-                            "out_channels": "@num_classes", "channels": KNEE_FEATURES, "strides": [2, 2, 2, 2]},
-            "divisible_k": 16,
-        },
-    },
-    "lower_limb_afu_unet": {
-        # the rows of the paper's Table 3; "unet" is also Table 1's U-Net
-        **{name: _afu(name) for name in ("unet", "unet_dasp", "unet_af", "afu_unet")},
-        # Table 1's Attention U-Net, from MONAI, same widths and poolings (BiSeNet has no MONAI implementation)
-        "monai_attention_unet": {
-            "network_def": {"_target_": "AttentionUnet", "spatial_dims": 2, "in_channels": 1, "out_channels": 1,
-                            "channels": LOWER_LIMB_FEATURES, "strides": [2, 2, 2]},
-            "divisible_k": 8,
-        },
-    },
-    "spine_msr_attention_unet": {
-        # Table 1's U-Net, Table 3's rows (res-block only, attention only, both = the full model)
-        **{name: _msr(name) for name in ("unet", "res_block", "attention", "msr_attention_unet")},
-        # Table 1's loss comparison on the full model
-        **{f"msr_attention_unet+{loss}": _msr("msr_attention_unet", loss) for loss in ("ce", "focal")},
-    },
-}
+from scripts.common import registry
+from scripts.common.bundles import Bundle, as_list
 
 METRICS = ["val_mean_dice", "val_precision", "val_recall", "val_hd_mm", "val_hd95_mm", "val_mean_iou"]
-
-
-def _as_list(names) -> list[str]:
-    """``a,b`` on the command line arrives from fire as a tuple; a single name as a string."""
-    return [names] if isinstance(names, str) else list(names)
-
-
-def _configs(bundle: str, *names: str) -> list[str]:
-    return [str(REPO / "bundles" / bundle / "configs" / n) for n in names]
-
-
-def build_variant_parser(bundle: str, variant: str) -> ConfigParser:
-    """The bundle's train.json with ``variant``'s overrides applied (for inspection and model stats)."""
-    parser = ConfigParser()
-    parser.read_config(_configs(bundle, "train.json"))
-    parser.update({"bundle_root": str(REPO / "bundles" / bundle), **BUNDLE_VARIANTS[bundle][variant]})
-    return parser
 
 
 def _summary(eval_dir: Path, metric: str) -> dict[str, float]:
@@ -147,12 +57,10 @@ def run_variant(bundle: str, variant: str, data: str, out: Path, minutes: float,
     if done.is_file():
         print(f"[{variant}] already done, skipping ({done})")
         return json.loads(done.read_text())
-    common = {"bundle_root": str(REPO / "bundles" / bundle), "dataset_dir": data, "ckpt_dir": str(vdir / "models"),
-              **BUNDLE_VARIANTS[bundle][variant]}
-    train = ConfigWorkflow(config_file=_configs(bundle, "train.json"), workflow_type="train",
-                           meta_file=_configs(bundle, "metadata.json")[0], logging_file=False,
-                           output_dir=str(vdir / "train"), max_epochs=100000, val_interval=val_interval,
-                           resume=False, **common)  # a time budget per variant: an unfinished one starts again
+    work = Bundle(bundle, {"dataset_dir": data, "ckpt_dir": str(vdir / "models"), **registry.variants(bundle)[variant]})
+    # a time budget per variant: an unfinished one starts again
+    train = work.workflow(["train.json"], "train", logging=False, output_dir=str(vdir / "train"), max_epochs=100000,
+                          val_interval=val_interval, resume=False)
     train.initialize()
     trainer = train.parser.get_parsed_content("train#trainer")
     step_times: list[float] = []
@@ -171,9 +79,7 @@ def run_variant(bundle: str, variant: str, data: str, out: Path, minutes: float,
     params = sum(p.numel() for p in net.parameters())
     train.finalize()
 
-    evaluate = ConfigWorkflow(config_file=_configs(bundle, "train.json", "evaluate.json"), workflow_type="eval",
-                              meta_file=_configs(bundle, "metadata.json")[0], logging_file=False,
-                              output_dir=str(vdir / "eval"), **common)
+    evaluate = work.workflow(["train.json", "evaluate.json"], "eval", logging=False, output_dir=str(vdir / "eval"))
     evaluate.initialize()
     evaluate.run()
     evaluate.finalize()
@@ -214,11 +120,11 @@ def main(bundle: str = "knee_eas_unet", data: str = "demo_output/knee_eas_unet/d
          minutes: float = 8.0, val_interval: int = 2, variants: str = "all", threads: int = 2) -> None:
     """Run the comparison and write ``<out>/<bundle>/results.md``."""
     torch.set_num_threads(threads)
-    names = list(BUNDLE_VARIANTS[bundle]) if variants == "all" else _as_list(variants)
+    names = list(registry.variants(bundle)) if variants == "all" else as_list(variants)
     root = Path(out) / bundle
     root.mkdir(parents=True, exist_ok=True)
     results = [run_variant(bundle, n, str(Path(data).resolve()), root, minutes, val_interval) for n in names]
-    meta = json.loads((REPO / "bundles" / bundle / "configs" / "metadata.json").read_text())
+    meta = json.loads((Bundle(bundle).configs / "metadata.json").read_text())
     channel_def = meta["network_data_format"]["outputs"]["pred"]["channel_def"]
     # MetricsSaver names the evaluated channels class0, class1, ...: a softmax head's background channel is
     # excluded, a single sigmoid channel is the foreground itself

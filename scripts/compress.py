@@ -35,24 +35,14 @@ import torch
 import torch.nn as nn
 from monai.bundle import ConfigParser
 
-from custom_networks.bundle.weights import mismatch_error, read_state_dict, require_weights
-
+from custom_networks.bundle.weights import read_state_dict, require_weights
 from custom_networks.compression import channel_pruning, quantization, threshold_pruning
 from custom_networks.compression.checkpoint import FORMAT_KEY, compressed_state_dict, conv_weight_count, save_checkpoint
+from scripts.common.bundles import Bundle, folder as bundle_folder, load_weights
 
-REPO = Path(__file__).resolve().parents[1]
 #: objects built once and handed to every later parse, so each fine-tuning round gets a fresh optimizer
 #: for the pruned parameters but reuses the (possibly cached) data
 _SHARED_IDS = ("train#dataloader", "validate#dataloader")
-
-
-def bundle_folder(bundle: str) -> Path:
-    """A bundle given as a folder or as a name under ``bundles/``; a clear error otherwise."""
-    for candidate in (Path(bundle), REPO / "bundles" / bundle):
-        if (candidate / "configs" / "train.json").is_file():
-            return candidate.resolve()
-    names = sorted(p.name for p in (REPO / "bundles").iterdir() if (p / "configs" / "train.json").is_file())
-    raise ValueError(f"{bundle!r} is not a bundle folder (no configs/train.json); bundles here: {', '.join(names)}.")
 
 
 def _as_tuple(value, name: str) -> tuple[float, ...]:
@@ -70,22 +60,17 @@ def _as_tuple(value, name: str) -> tuple[float, ...]:
 
 def load_source_weights(network: nn.Module, ckpt: Path) -> None:
     """Load the trained checkpoint into ``network``, with an error that says what to do when it can't."""
-    state = read_state_dict(ckpt)
-    if any(k.endswith(FORMAT_KEY) for k in state):
+    if any(k.endswith(FORMAT_KEY) for k in read_state_dict(ckpt)):
         raise ValueError(f"{ckpt} is already compressed; compress the original trained checkpoint instead.")
-    try:
-        network.load_state_dict(state)
-    except RuntimeError as exc:
-        raise mismatch_error(ckpt, exc) from exc
+    load_weights(network, ckpt)
 
 
 class _Bundle:
     """The bundle's train.json with the user's overrides; builds fresh trainers and evaluators around one network."""
 
     def __init__(self, folder: Path, overrides: dict, out: Path):
-        self.files = [str(folder / "configs" / "train.json")]
+        self.bundle = Bundle(folder)
         self.overrides = {
-            "bundle_root": str(folder),
             "ckpt_dir": str(out / "finetune"),
             "output_dir": str(out / "finetune" / "logs"),
             "resume": False,  # each round is a new network shape: never resume a previous round's state
@@ -98,10 +83,7 @@ class _Bundle:
         self.shared["network"] = self.network
 
     def parser(self) -> ConfigParser:
-        parser = ConfigParser()
-        parser.read_config(self.files)
-        parser.update({**self.overrides, **self.shared})
-        return parser
+        return self.bundle.parser(["train.json"], **{**self.overrides, **self.shared})
 
     def target(self) -> tuple[str, nn.Module]:
         """(name inside ``network``, module) of the network being compressed."""

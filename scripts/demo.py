@@ -9,6 +9,7 @@ small-network overrides so it finishes in minutes on a laptop CPU. Everything it
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 import sys
@@ -17,12 +18,11 @@ from pathlib import Path
 
 import fire
 
-REPO = Path(__file__).resolve().parent.parent
+from scripts.common import registry
+from scripts.common.bundles import REPO, Bundle
 
-# Small widths so the demo trains in minutes on 2 CPU cores; the bundles default to the papers' widths.
-DEMO_OVERRIDES = {
-    "knee_eas_unet": {"network_def#features": "[16,32,64,128,256]"},
-}
+#: bundle -> small widths so the demo trains in minutes on 2 CPU cores (the bundles default to the papers' widths)
+DEMO_OVERRIDES = {name: r.demo_overrides for name, r in registry.RECORDS.items() if r.demo_overrides}
 
 
 def _run(cmd: list[str]) -> None:
@@ -39,8 +39,8 @@ def main(bundle: str = "knee_eas_unet", out: str = "demo_output", epochs: int = 
         raise SystemExit(f"No demo for bundle '{bundle}'. Demos exist for: {', '.join(sorted(DEMO_OVERRIDES))}.")
     root = (Path(out) if Path(out).is_absolute() else REPO / out) / bundle
     data, models, evals, outputs = root / "data", root / "models", root / "eval", root / "outputs"
-    configs = REPO / "bundles" / bundle / "configs"
-    common = [f"--{k}={v}" for k, v in DEMO_OVERRIDES[bundle].items()]
+    configs = Bundle(bundle).configs
+    common = [f"--{k}={json.dumps(v, separators=(',', ':'))}" for k, v in DEMO_OVERRIDES[bundle].items()]
     val_interval = min(5, epochs)  # model.pt is written at validation: validate at least once
     paths = [f"--dataset_dir={data}", f"--ckpt_dir={models}"]
     py = sys.executable

@@ -15,32 +15,18 @@ the same arguments rewrites byte-identical files.
 
 from __future__ import annotations
 
-import importlib
 import sys
-from typing import Callable
 
 import fire
 
+from scripts.common import registry
+
 from .phantoms import OutputDirError
-
-#: bundle name -> ("module:function" of generator(out_dir, num_volumes, seed, log) -> datalist path,
-#: default volume count). Modules are imported on use, so one renderer's imports never slow another's.
-GENERATORS: dict[str, tuple[str, int]] = {
-    "knee_eas_unet": ("scripts.phantoms.knee_mr:write_knee_dataset", 12),
-    "lower_limb_afu_unet": ("scripts.phantoms.lower_limb_ct:write_lower_limb_dataset", 8),
-    "spine_msr_attention_unet": ("scripts.phantoms.spine_ct:write_spine_dataset", 8),
-}
-
-
-def generator_for(bundle: str) -> Callable:
-    """The renderer function of ``bundle`` (imported on first use)."""
-    module, function = GENERATORS[bundle][0].split(":")
-    return getattr(importlib.import_module(module), function)
 
 
 def known_bundles() -> list[str]:
-    """Names of the bundles that have a synthetic data generator."""
-    return sorted(GENERATORS)
+    """Names of the bundles that have a synthetic data generator (the registry's ``demo_data``)."""
+    return sorted(name for name, r in registry.RECORDS.items() if r.demo_data)
 
 
 def main(bundle: str, out: str, num_volumes: int | None = None, seed: int = 0) -> None:
@@ -58,9 +44,9 @@ def main(bundle: str, out: str, num_volumes: int | None = None, seed: int = 0) -
         SystemExit: (code 2) the output directory is not empty and was not written by this tool;
             nothing in it is touched.
     """
-    if bundle not in GENERATORS:
+    if bundle not in known_bundles():
         raise ValueError(f"unknown bundle {bundle!r}; known bundles: {', '.join(known_bundles())}")
-    generator, default_n = generator_for(bundle), GENERATORS[bundle][1]
+    generator, default_n = registry.demo_generator(bundle), registry.record(bundle).demo_volumes
     n = default_n if num_volumes is None else int(num_volumes)
     print(f"rendering {n} synthetic volumes for {bundle} (seed {seed}) into {out}", flush=True)
     try:

@@ -18,7 +18,8 @@ Writes into ``--out``:
   (CPUExecutionProvider) and TorchScript outputs against eager PyTorch, the tolerance, and median CPU
   seconds per forward pass of PyTorch and ONNX Runtime (same thread count) with their ratio.
 
-Parts: the whole network (``model``) for the 2D bundles. ``head_neck_two_stage_unet``'s ``TwoStageUNet``
+Parts (the registry's ``export_parts`` of each bundle): the whole network (``model``) for the 2D bundles.
+``head_neck_two_stage_unet``'s ``TwoStageUNet``
 finds each organ's box from stage 1's argmax by connected components (NumPy/SciPy) and crops a box whose
 size depends on the data, which neither TorchScript nor ``torch.export`` can capture; its networks are
 exported separately: ``stage1`` (9-class UNet3D at ``stage1_size``) and ``stage2_<organ>`` (binary UNet3D at
@@ -46,12 +47,12 @@ import fire
 import numpy as np
 import torch
 
-from custom_networks.bundle.weights import mismatch_error, read_checkpoint, state_dict_of
 from custom_networks.compression.onnx_export import export_onnx
 from custom_networks.ops.flags import as_bool
-from .package import BUNDLES
+from scripts.common import registry
+from scripts.common.bundles import REPO, Bundle, check, load_weights
+from scripts.common.measure import median_seconds
 
-REPO = Path(__file__).resolve().parent.parent
 #: default slice size for the 2D networks' example input (rounded up to the network's size multiple)
 SLICE_SIZE = 160
 
@@ -65,45 +66,37 @@ class Part:
         self.shape, self.dynamic = tuple(int(s) for s in shape), dynamic
 
 
-def bundle_parser(bundle: str, overrides: dict[str, Any]):
-    """The bundle's ``inference.json`` (with its metadata) and the command-line overrides, not yet parsed."""
-    from monai.bundle import ConfigParser
-
-    root = REPO / "bundles" / bundle
-    parser = ConfigParser()
-    parser.read_config(str(root / "configs" / "inference.json"))
-    parser.read_meta(str(root / "configs" / "metadata.json"))
-    parser["bundle_root"] = str(root)
-    for key, value in overrides.items():
-        parser[key] = value
-    return parser
+def _whole_network(net: torch.nn.Module, c: int, shape: tuple[int, ...] | None, dynamic: bool) -> list[Part]:
+    """A 2D network as one part, on slices of :data:`SLICE_SIZE` (rounded up to its size multiple) by default."""
+    m = int(net.size_multiple)
+    size = m * math.ceil(SLICE_SIZE / m)
+    default = (1, c, size, size)
+    return [Part("model", net, "", "", tuple(shape) if shape else default, dynamic)]
 
 
-def load_weights(net: torch.nn.Module, ckpt: str | Path) -> bool:
-    """Load ``ckpt`` (``{"model": state_dict}`` or a plain state dict) strictly; returns whether it was nested."""
-    state = read_checkpoint(ckpt)
-    weights = state_dict_of(state)
-    try:
-        net.load_state_dict(weights, strict=True)
-    except RuntimeError as e:
-        raise mismatch_error(ckpt, e) from e
-    return weights is not state
+def _stages(net: torch.nn.Module, c: int, shape: tuple[int, ...] | None, dynamic: bool) -> list[Part]:
+    """A ``TwoStageUNet``: stage 1 at ``stage1_size`` and each organ's network at its crop size (fixed sizes)."""
+    parts = [Part("stage1", net.stage1, "$@network_def.stage1", "stage1.", (1, c, *net.stage1_size), False)]
+    for organ in net.organs:
+        parts.append(Part(f"stage2_{organ}", net.stage2[organ], f"$@network_def.stage2['{organ}']",
+                          f"stage2.{organ}.", (1, c, *net.crop_sizes[organ]), False))
+    return parts
+
+
+#: the registry's ``export_parts`` -> (the parts of such a network, {not exported part: why})
+PARTS = {
+    "model": (_whole_network, {}),
+    "stages": (_stages, {"model": (
+        "TwoStageUNet (whole pipeline): organ boxes come from connected components of stage 1's argmax "
+        "(NumPy/SciPy) and set data-dependent crop sizes, which TorchScript and torch.export cannot "
+        "capture; stage1 and each stage2_<organ> network are exported instead.")}),
+}
 
 
 def parts_of(bundle: str, net: torch.nn.Module, in_channels: int, shape: tuple[int, ...] | None = None,
              dynamic: bool = True) -> list[Part]:
     """The separately exported networks of ``bundle`` with their example input shapes."""
-    c = int(in_channels)
-    if bundle == "head_neck_two_stage_unet":
-        parts = [Part("stage1", net.stage1, "$@network_def.stage1", "stage1.", (1, c, *net.stage1_size), False)]
-        for organ in net.organs:
-            parts.append(Part(f"stage2_{organ}", net.stage2[organ], f"$@network_def.stage2['{organ}']",
-                              f"stage2.{organ}.", (1, c, *net.crop_sizes[organ]), False))
-        return parts
-    m = int(net.size_multiple)
-    size = m * math.ceil(SLICE_SIZE / m)
-    default = (1, c, size, size)
-    return [Part("model", net, "", "", tuple(shape) if shape else default, dynamic)]
+    return PARTS[registry.record(bundle).export_parts][0](net, int(in_channels), shape, dynamic)
 
 
 def _check_shapes(part: Part) -> list[tuple[int, ...]]:
@@ -115,27 +108,16 @@ def _check_shapes(part: Part) -> list[tuple[int, ...]]:
     return shapes
 
 
-def median_seconds(fn, x, repeats: int) -> float:
-    """Median wall time of ``fn(x)`` over ``repeats`` calls after one warm-up call."""
-    fn(x)  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(x)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 def export_torchscript(bundle: str, part: Part, ckpt: Path, nested: bool, path: Path,
                        overrides: dict[str, Any]) -> str:
     """TorchScript through ``monai.bundle.ckpt_export``: scripted if possible, else traced. Returns the method."""
     from monai.bundle import ckpt_export
 
-    root = REPO / "bundles" / bundle
+    b = Bundle(bundle)
     kwargs: dict[str, Any] = dict(
         net_id="network_def", filepath=str(path), ckpt_file=str(ckpt), key_in_ckpt="model" if nested else "",
-        config_file=str(root / "configs" / "inference.json"), meta_file=str(root / "configs" / "metadata.json"),
-        bundle_root=str(root), **overrides,
+        config_file=str(b.configs / "inference.json"), meta_file=str(b.configs / "metadata.json"),
+        bundle_root=str(b.root), **overrides,
     )
     with tempfile.TemporaryDirectory() as tmp:
         if part.net_expr:  # a sub-network: its own checkpoint and config id
@@ -194,23 +176,18 @@ def export_bundle(bundle: str, ckpt: str | Path, out: str | Path, overrides: dic
                   shape: tuple[int, ...] | None = None, atol: float = 1e-4, threads: int = 2, repeats: int = 5,
                   dynamic: bool = True, log=print) -> dict:
     """Export every part of ``bundle`` (see the module docstring); returns the report, also written as JSON."""
-    if bundle not in BUNDLES:
-        raise ValueError(f"unknown bundle {bundle!r}; valid bundles: {', '.join(BUNDLES)}.")
+    check(bundle)
     overrides = dict(overrides or {})
     torch.set_num_threads(threads)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    parser = bundle_parser(bundle, overrides)
+    parser = Bundle(bundle).parser(["inference.json"], **overrides)
     net = parser.get_parsed_content("network_def")
     nested = load_weights(net, ckpt)
     net.eval()
     report: dict[str, Any] = {"bundle": bundle, "ckpt": str(ckpt), "atol": atol, "threads": threads,
-                              "torch": torch.__version__, "parts": {}, "not_exported": {}}
-    if bundle == "head_neck_two_stage_unet":
-        report["not_exported"]["model"] = (
-            "TwoStageUNet (whole pipeline): organ boxes come from connected components of stage 1's argmax "
-            "(NumPy/SciPy) and set data-dependent crop sizes, which TorchScript and torch.export cannot "
-            "capture; stage1 and each stage2_<organ> network are exported instead.")
+                              "torch": torch.__version__, "parts": {},
+                              "not_exported": dict(PARTS[registry.record(bundle).export_parts][1])}
     for part in parts_of(bundle, net, parser.get_parsed_content("network_def#in_channels"), shape, dynamic):
         part.module.eval()
         ts_path, onnx_path = out / f"{part.name}.ts", out / f"{part.name}.onnx"

@@ -3,9 +3,9 @@
     python -m scripts.package knee_eas_unet --out dist/
     python -m scripts.package --all --out dist/
 
-For each bundle this writes ``<out>/<bundle>_v<version>.zip`` (version from ``configs/metadata.json``) and
-``<out>/<bundle>_v<version>.zip.sha256`` (``sha256sum -c`` format), and prints both. The zip holds one
-top-level folder, ``<bundle>/``, with:
+For each bundle (:func:`scripts.common.bundles.names`) this writes ``<out>/<bundle>_v<version>.zip`` (version
+from ``configs/metadata.json``) and ``<out>/<bundle>_v<version>.zip.sha256`` (``sha256sum -c`` format), and
+prints both. The zip holds one top-level folder, ``<bundle>/``, with (:func:`scripts.common.bundles.bundle_files`):
 
 - ``configs/``, ``docs/``, ``LICENSE`` of the bundle;
 - ``models/model.pt`` when the bundle has trained weights (nothing else from ``models/``);
@@ -36,54 +36,9 @@ from pathlib import Path
 
 import fire
 
-REPO = Path(__file__).resolve().parent.parent
-BUNDLES = ("head_neck_two_stage_unet", "knee_eas_unet", "lower_limb_afu_unet", "spine_msr_attention_unet")
-#: what of a bundle folder is packed: folders (recursively) and single files
-BUNDLE_DIRS = ("configs", "docs")
-BUNDLE_FILES = ("LICENSE", "models/model.pt")
-NETWORK_PACKAGE = "custom_networks"
-MANIFEST = "SHA256SUMS"
+from scripts.common.bundles import MANIFEST, REPO, UnknownBundleError, bundle_files, check, names
+
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-EXCLUDED_DIRS = {"__pycache__", "outputs", "data", "eval", "runs", "tensorboard", ".ipynb_checkpoints"}
-
-
-class UnknownBundleError(ValueError):
-    """A bundle name that is not one of :data:`BUNDLES`."""
-
-
-def _skip(name: str) -> bool:
-    return name.startswith(".") or name.endswith((".pyc", ".pyo")) or name.startswith("events.out.tfevents")
-
-
-def _walk(folder: Path) -> list[Path]:
-    """Files under ``folder`` (sorted, relative to it), without caches, hidden files and run outputs."""
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d not in EXCLUDED_DIRS and not d.startswith("."))
-        found += [Path(root, f).relative_to(folder) for f in files if not _skip(f) and Path(root, f).is_file()]
-    return sorted(found)
-
-
-def bundle_files(bundle: str, source: Path = REPO) -> dict[str, Path]:
-    """Archive path (relative to the ``<bundle>/`` folder, POSIX) -> source file, for everything packed."""
-    root = Path(source) / "bundles" / bundle
-    files: dict[str, Path] = {}
-    for d in BUNDLE_DIRS:
-        files.update({f"{d}/{p.as_posix()}": root / d / p for p in _walk(root / d)})
-    files.update({f: root / f for f in BUNDLE_FILES if (root / f).is_file()})
-    package = Path(source) / NETWORK_PACKAGE
-    files.update({f"{NETWORK_PACKAGE}/{p.as_posix()}": package / p for p in _walk(package)})
-    for required in ("configs/metadata.json", "configs/inference.json", "LICENSE", f"{NETWORK_PACKAGE}/__init__.py"):
-        if required not in files:
-            raise FileNotFoundError(f"{root if 'networks' not in required else package}: {required} is missing; "
-                                    "cannot package an incomplete bundle.")
-    return dict(sorted(files.items()))
-
-
-def check_bundle(bundle: str) -> str:
-    if bundle not in BUNDLES:
-        raise UnknownBundleError(f"unknown bundle {bundle!r}; valid bundles: {', '.join(BUNDLES)}.")
-    return bundle
 
 
 def zip_bytes(bundle: str, files: dict[str, Path]) -> bytes:
@@ -145,7 +100,7 @@ def check_metadata(path: Path) -> dict:
 def package(bundle: str, out: str | Path = "dist", source: str | Path = REPO) -> tuple[Path, str]:
     """Write ``<out>/<bundle>_v<version>.zip`` and its ``.sha256`` file; returns (zip path, sha256 hex).
     Refuses a bundle whose ``metadata.json`` fails the schema (:class:`MetadataError`) before writing anything."""
-    check_bundle(bundle)
+    check(bundle)
     files = bundle_files(bundle, Path(source))
     version = check_metadata(files["configs/metadata.json"])["version"]
     data = zip_bytes(bundle, files)
@@ -168,13 +123,13 @@ def main(*bundles: str, out: str = "dist", all: bool = False, source: str = str(
         all: package every bundle.
         source: repository root holding ``bundles/`` and ``custom_networks/`` (default: this repo).
     """
-    names = list(BUNDLES) if all else list(bundles)
-    if not names:
-        sys.exit(f"name a bundle or pass --all; valid bundles: {', '.join(BUNDLES)}.")
+    chosen = names() if all else list(bundles)
+    if not chosen:
+        sys.exit(f"name a bundle or pass --all; valid bundles: {', '.join(names())}.")
     try:
-        for name in names:
-            check_bundle(name)
-        for name in names:
+        for name in chosen:
+            check(name)
+        for name in chosen:
             path, digest = package(name, out, source)
             has_weights = (Path(source) / "bundles" / name / "models" / "model.pt").is_file()
             print(f"{digest}  {path.stat().st_size:>9d}  {path}{'' if has_weights else '  (no models/model.pt)'}")

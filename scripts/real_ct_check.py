@@ -37,14 +37,13 @@ import fire
 import nibabel as nib
 import numpy as np
 import torch
-from monai.bundle import ConfigWorkflow
 
 from custom_networks.labels.totalsegmentator import label_mapping
+from scripts.common import registry
+from scripts.common.bundles import SHARED_DATA, Bundle
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_SHARED = REPO.parent / "shared" / "data"
-#: bundle -> TotalSegmentator class group merged into its foreground class
-BUNDLE_GROUPS = {"lower_limb_afu_unet": "bone", "spine_msr_attention_unet": "vertebrae"}
+#: bundle -> TotalSegmentator class group merged into its foreground class (the registry's)
+BUNDLE_GROUPS = {name: r.totalsegmentator_group for name, r in registry.RECORDS.items() if r.totalsegmentator_group}
 METRICS = {"Dice": "val_mean_dice", "IoU": "val_mean_iou", "Precision": "val_precision", "Recall": "val_recall"}
 
 
@@ -86,10 +85,6 @@ def _write_datalist(path: Path, training: list[dict], testing: list[dict]) -> Pa
     return path
 
 
-def _configs(bundle: str, *names: str) -> list[str]:
-    return [str(REPO / "bundles" / bundle / "configs" / n) for n in names]
-
-
 def _summary(eval_dir: Path) -> dict[str, float]:
     result = {}
     for name, metric in METRICS.items():
@@ -111,9 +106,8 @@ def _per_case(eval_dir: Path) -> dict[str, dict[str, float]]:
 
 def evaluate(bundle: str, datalist: Path, ckpt_dir: Path, out_dir: Path, overrides: dict) -> dict:
     """The bundle's evaluate.json on the ``testing`` list of ``datalist``; per-case metrics."""
-    wf = ConfigWorkflow(config_file=_configs(bundle, "train.json", "evaluate.json"), workflow_type="eval",
-                        meta_file=_configs(bundle, "metadata.json")[0], logging_file=False,
-                        datalist=str(datalist), ckpt_dir=str(ckpt_dir), output_dir=str(out_dir), **overrides)
+    wf = Bundle(bundle, overrides).workflow(["train.json", "evaluate.json"], "eval", logging=False,
+                                            datalist=str(datalist), ckpt_dir=str(ckpt_dir), output_dir=str(out_dir))
     wf.initialize()
     wf.run()
     wf.finalize()
@@ -122,10 +116,9 @@ def evaluate(bundle: str, datalist: Path, ckpt_dir: Path, out_dir: Path, overrid
 
 def finetune(bundle: str, datalist: Path, init_ckpt: Path, ckpt_dir: Path, epochs: int, overrides: dict) -> None:
     """The bundle's train.json on the ``training`` list, starting from ``init_ckpt``."""
-    wf = ConfigWorkflow(config_file=_configs(bundle, "train.json"), workflow_type="train",
-                        meta_file=_configs(bundle, "metadata.json")[0], logging_file=False,
-                        datalist=str(datalist), ckpt_dir=str(ckpt_dir), output_dir=str(ckpt_dir / "train"),
-                        max_epochs=epochs, val_interval=max(1, epochs // 5), resume=False, **overrides)
+    wf = Bundle(bundle, overrides).workflow(["train.json"], "train", logging=False, datalist=str(datalist),
+                                            ckpt_dir=str(ckpt_dir), output_dir=str(ckpt_dir / "train"),
+                                            max_epochs=epochs, val_interval=max(1, epochs // 5), resume=False)
     wf.initialize()
     network = wf.parser.get_parsed_content("network")
     network.load_state_dict(torch.load(init_ckpt, map_location="cpu", weights_only=True))
@@ -134,11 +127,11 @@ def finetune(bundle: str, datalist: Path, init_ckpt: Path, ckpt_dir: Path, epoch
 
 
 def main(bundle: str = "lower_limb_afu_unet", ckpt_dir: str = "", out: str = "real_ct_check",
-         finetune_epochs: int = 30, overrides: dict | None = None, shared: str = str(DEFAULT_SHARED)) -> dict:
+         finetune_epochs: int = 30, overrides: dict | None = None, shared: str = str(SHARED_DATA)) -> dict:
     """Run the three measurements and write ``<out>/results.md``; returns the results."""
     if bundle not in BUNDLE_GROUPS:
         raise ValueError(f"no real-CT check for {bundle!r}; known: {', '.join(BUNDLE_GROUPS)}")
-    ckpt = Path(ckpt_dir or REPO / "bundles" / bundle / "models") / "model.pt"
+    ckpt = Path(ckpt_dir or Bundle(bundle).root / "models") / "model.pt"
     if not ckpt.is_file():
         raise FileNotFoundError(f"{ckpt} not found: train the bundle on phantoms first and pass --ckpt_dir.")
     out_path = Path(out).resolve()

@@ -27,11 +27,12 @@ from pathlib import Path
 
 import fire
 
-from . import package
+from scripts.common.bundles import REPO, UnknownBundleError, as_list, check, names
+
 from .serving import app as serving_app
 from .serving import env as serving_env
 
-DEFAULT_APP_DIR = package.REPO / "monailabel_app"
+DEFAULT_APP_DIR = REPO / "monailabel_app"
 
 
 class ServeError(RuntimeError):
@@ -41,12 +42,8 @@ class ServeError(RuntimeError):
 def parse_bundles(bundles) -> list[str]:
     """``None`` (all), ``"a,b"`` or a sequence (fire turns ``a,b`` into a tuple) -> list of valid names."""
     if bundles is None or bundles == "":
-        return list(package.BUNDLES)
-    names = bundles.split(",") if isinstance(bundles, str) else list(bundles)
-    names = [n.strip() for n in names if n and n.strip()]
-    for n in names:
-        package.check_bundle(n)
-    return names
+        return names()
+    return [check(n) for n in as_list(bundles)]
 
 
 def parse_overrides(override) -> dict:
@@ -126,7 +123,7 @@ def serve(studies: str | None = None, bundles=None, port: int = 8000, host: str 
                  "~/scans; first time: python -m scripts.serve setup")
     try:
         cmd = prepare(studies, bundles, port, host, app_dir, override, ckpt_root, venv)
-    except (ServeError, serving_env.EnvironmentMissing, serving_app.AppError, package.UnknownBundleError,
+    except (ServeError, serving_env.EnvironmentMissing, serving_app.AppError, UnknownBundleError,
             FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     url, app = f"http://{host}:{port}", cmd[cmd.index("--app") + 1]

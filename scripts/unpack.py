@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 
 import fire
 
-from .package import MANIFEST
+from scripts.common.bundles import MANIFEST
 
 
 class UnsafeZipError(ValueError):

@@ -22,15 +22,14 @@ import numpy as np
 import pytest
 import torch
 
+from scripts.common.registry import tiny
 from tests.bundles.helpers import BundleUnderTest, error_chain, run, write_nifti
 from tests.conftest import SHARED_DATA
 
-KNEE = BundleUnderTest("knee_eas_unet", {"network_def#features": [4, 8, 16, 32, 64], "slices_per_volume": 2,
-                                         "val_interval": 1})
-LOWER_LIMB = BundleUnderTest("lower_limb_afu_unet", {"network_def#features": [4, 8, 16, 32], "slices_per_volume": 2,
+KNEE = BundleUnderTest("knee_eas_unet", {**tiny("knee_eas_unet"), "slices_per_volume": 2, "val_interval": 1})
+LOWER_LIMB = BundleUnderTest("lower_limb_afu_unet", {**tiny("lower_limb_afu_unet"), "slices_per_volume": 2,
                                                      "val_interval": 1})
-HEAD_NECK = BundleUnderTest("head_neck_two_stage_unet", {"features": [4, 8, 16, 32], "stage1_size": [32, 32, 16],
-                                                         "val_interval": 1})
+HEAD_NECK = BundleUnderTest("head_neck_two_stage_unet", {**tiny("head_neck_two_stage_unet"), "val_interval": 1})
 SERIES = SHARED_DATA / "totalsegmentator_example" / "example_ct_dicom"
 
 
@@ -342,7 +341,8 @@ def zip_with_parent_paths(tmp):
 
 
 def metadata_failing_schema(tmp):
-    from scripts.package import NETWORK_PACKAGE, package
+    from scripts.common.bundles import NETWORK_PACKAGE
+    from scripts.package import package
 
     source = tmp / "source"
     shutil.copytree(KNEE.root, source / "bundles" / KNEE.name,

@@ -3,16 +3,17 @@
 The sample app ships inside the monailabel wheel (``<venv>/monailabel/sample-apps/monaibundle``); it is
 copied, never downloaded. Its ``main.py`` loads every folder named in ``--conf models a,b`` from
 ``<app>/model/<name>`` (MONAI Label's ``BundleInferTask`` / ``BundleTrainTask``). Each bundle folder gets
-what ``scripts.package`` packs into a zip: ``configs/``, ``docs/``, ``LICENSE``, ``models/model.pt`` and the
-vendored ``custom_networks`` package, which MONAI Label imports from the bundle folder (it puts that folder
-first on ``sys.path``).
+what ``scripts.package`` packs into a zip (:func:`scripts.common.bundles.bundle_files`): ``configs/``, ``docs/``,
+``LICENSE``, ``models/model.pt`` and the vendored ``custom_networks`` package, which MONAI Label imports from the
+bundle folder (it puts that folder first on ``sys.path``).
 
 Two changes are made to the copies, never to ``bundles/``:
 
 - ``main.py`` takes ``BundleInferTask`` from ``lib/medseg.py`` (a copy of ``scripts/serving/app_lib.py``),
   which lets monailabel 0.8.5 import without torchvision, keeps MONAI Label's ``image_path`` away from
-  monai 1.6's ``Spacingd``, and replaces the server's ``POST /infer/{model}`` by one that runs inferences one
-  at a time off the event loop, with 4xx answers for bad requests (details in that file).
+  monai 1.6's ``Spacingd``, makes every bundle (inference and training) run its own vendored
+  ``custom_networks`` instead of the first bundle's, and replaces the server's ``POST /infer/{model}`` by one
+  that runs inferences one at a time off the event loop, with 4xx answers for bad requests (details in that file).
 - ``metadata.json`` of a one-channel (sigmoid) bundle: MONAI Label takes ``channel_def`` keys as the label
   values it reports to clients, so ``{"0": "bone"}`` would announce bone as label 0 (background in the label
   map). The copy says ``{"0": "background", "1": "bone"}``, what the thresholded label map holds.
@@ -31,7 +32,7 @@ import shutil
 import time
 from pathlib import Path
 
-from .. import package
+from scripts.common.bundles import NETWORK_PACKAGE, REPO, bundle_files, check
 
 APP_MARKER = ".medseg-serve-app"
 SAMPLE_APP = "monaibundle"
@@ -83,7 +84,7 @@ def check_studies(studies: str | Path) -> Path:
     return studies
 
 
-def weights_path(bundle: str, ckpt_root: str | Path | None = None, source: Path = package.REPO) -> Path:
+def weights_path(bundle: str, ckpt_root: str | Path | None = None, source: Path = REPO) -> Path:
     """Where ``bundle``'s trained weights come from, or :class:`AppError` saying how to train them."""
     path = (Path(ckpt_root) / bundle / "model.pt") if ckpt_root else (source / "bundles" / bundle / "models" / "model.pt")
     if not path.is_file():
@@ -156,12 +157,12 @@ def _keep_trained(app_models: Path, source_weights: Path, app_dir: Path, bundle:
 
 
 def copy_bundle(bundle: str, app_dir: Path, weights: Path, overrides: dict | None = None,
-                source: Path = package.REPO) -> Path:
+                source: Path = REPO) -> Path:
     """``<app>/model/<bundle>``: the packaged files of the bundle (fresh), its weights, the overrides."""
     dst = app_dir / "model" / bundle
-    files = {rel: src for rel, src in package.bundle_files(bundle, source).items() if rel != "models/model.pt"}
+    files = {rel: src for rel, src in bundle_files(bundle, source).items() if rel != "models/model.pt"}
     _keep_trained(dst / "models", weights, app_dir, bundle)
-    for sub in ("configs", "docs", package.NETWORK_PACKAGE):
+    for sub in ("configs", "docs", NETWORK_PACKAGE):
         shutil.rmtree(dst / sub, ignore_errors=True)
     for rel, src in files.items():
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -175,7 +176,7 @@ def copy_bundle(bundle: str, app_dir: Path, weights: Path, overrides: dict | Non
 
 
 def build_app(app_dir: str | Path, bundles: list[str], venv: Path, overrides: dict | None = None,
-              ckpt_root: str | Path | None = None, source: Path = package.REPO) -> Path:
+              ckpt_root: str | Path | None = None, source: Path = REPO) -> Path:
     """Create or refresh the app folder; returns it. ``overrides``: ``{bundle: {"key#path": value}}``.
 
     An existing folder is reused only if an earlier build made it (it holds ``.medseg-serve-app``); the sample
@@ -185,7 +186,7 @@ def build_app(app_dir: str | Path, bundles: list[str], venv: Path, overrides: di
     """
     app_dir = Path(app_dir).resolve()
     for name in bundles:
-        package.check_bundle(name)
+        check(name)
     unknown = set(overrides or {}) - set(bundles)
     if unknown:
         raise AppError(f"overrides name bundles that are not served: {', '.join(sorted(unknown))}; "

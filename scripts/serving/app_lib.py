@@ -1,7 +1,7 @@
 """Copied by ``scripts.serve`` into the MONAI Label app as ``lib/medseg.py``; runs in ``.venv-monailabel``.
 
 The app's ``main.py`` (the monaibundle sample's) imports ``BundleInferTask`` from here instead of from
-``monailabel.tasks.infer.bundle``. Two fixes for monailabel 0.8.5 with monai 1.6.1, both inside the app:
+``monailabel.tasks.infer.bundle``. Three fixes for monailabel 0.8.5 with monai 1.6.1, all inside the app:
 
 1. **No torchvision.** monailabel imports ``torchvision.utils.make_grid, save_image`` at the top of
    ``monailabel/transform/post.py`` (which ``BundleInferTask`` needs), but only calls them in debug-dump
@@ -14,8 +14,16 @@ The app's ``main.py`` (the monaibundle sample's) imports ``BundleInferTask`` fro
    ``.update`` on it, so any bundle whose preprocessing resamples (the three CT bundles) fails with
    ``AttributeError: 'str' object has no attribute 'update'``. The path is set aside while the
    pre-transforms run and put back for MONAI Label's writer.
-
-And one fix of the server itself, made when the server imports this file (``POST /infer/<model>`` is replaced
+4. **Every bundle ran the first bundle's ``custom_networks``.** Each bundle folder vendors its own copy of the
+   network package, and MONAI Label's bundle tasks put the folder first on ``sys.path`` whenever they enter a
+   bundle (loading it, building its transforms, inferer or training run), then call ``unload_module("scripts")``
+   so that the bundle's own ``scripts`` is imported afresh. ``custom_networks`` stayed in ``sys.modules``: the
+   first bundle's copy served every bundle, its networks and its transforms. :func:`unload_module` replaces
+   MONAI Label's in its bundle inference and training tasks and also swaps in the entering bundle's own
+   ``custom_networks`` (:func:`use_bundle_modules`): its modules are imported from its folder on its first
+   turn and kept for its later turns, so each bundle keeps one set of module objects (its networks, made when
+   the task is loaded, and its transforms, made at the first request, share them).
+, made when the server imports this file (``POST /infer/<model>`` is replaced
 by :func:`infer_endpoint`; ``monailabel.app`` is untouched when it is not loaded, e.g. in a training process):
 
 3. **One request's inference blocked every other request.** monailabel's ``/infer/{model}`` is an ``async``
@@ -39,6 +47,7 @@ import importlib.machinery
 import importlib.util
 import json
 import logging
+import os
 import sys
 import threading
 import types
@@ -72,6 +81,46 @@ def install_torchvision_placeholder() -> bool:
 install_torchvision_placeholder()
 
 from monailabel.tasks.infer import bundle as _bundle  # noqa: E402  (needs the placeholder first)
+from monailabel.tasks.train import bundle as _train_bundle  # noqa: E402
+from monailabel.utils.others import class_utils as _class_utils  # noqa: E402
+
+#: packages every bundle folder brings its own copy of (point 4); MONAI Label itself drops ``scripts``
+VENDORED_PACKAGES = ("custom_networks",)
+#: (package, bundle folder) -> the modules of that package imported from that folder
+_VENDORED: dict = {}
+
+
+def use_bundle_modules(bundle_dir: str) -> None:
+    """Make ``sys.modules`` hold ``bundle_dir``'s own copy of :data:`VENDORED_PACKAGES` (module doc, point 4).
+
+    The modules present now are kept under the folder they were imported from and removed; the ones
+    ``bundle_dir`` imported on an earlier turn are put back. On its first turn there are none, and the next
+    import finds the package in ``bundle_dir``, which MONAI Label has put first on ``sys.path``."""
+    target = os.path.realpath(bundle_dir)
+    for package in VENDORED_PACKAGES:
+        loaded = {name: module for name, module in sys.modules.items()
+                  if name == package or name.startswith(package + ".")}
+        for name in loaded:
+            del sys.modules[name]
+        top = getattr(loaded.get(package), "__file__", None)
+        if top:  # <folder>/<package>/__init__.py
+            _VENDORED[(package, os.path.dirname(os.path.dirname(os.path.realpath(top))))] = loaded
+        sys.modules.update(_VENDORED.get((package, target), {}))
+
+
+def unload_module(name: str) -> None:
+    """MONAI Label's ``unload_module``, where its bundle tasks call it: right after putting the bundle's folder
+    first on ``sys.path`` (``sys.path[0]``), each time they enter the bundle. Also swaps in that bundle's own
+    vendored packages (:func:`use_bundle_modules`)."""
+    _class_utils.unload_module(name)
+    use_bundle_modules(sys.path[0])
+
+
+for _module in (_bundle, _train_bundle):
+    if not callable(getattr(_module, "unload_module", None)):
+        raise ImportError(f"{_module.__name__} has no unload_module: not the monailabel 0.8.5 this app was written "
+                          "for; rebuild the environment: python -m scripts.serve setup --force")
+    _module.unload_module = unload_module
 
 
 #: held by every inference (see the module doc, point 3); re-entrant in case a task calls another

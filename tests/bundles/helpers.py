@@ -1,4 +1,8 @@
-"""What every bundle test does: build a ConfigWorkflow with tiny overrides, run it, read wrapped errors."""
+"""What every bundle test does: open a bundle with tiny overrides, run it, read wrapped errors.
+
+Bundles are opened the way the tools open them (:class:`scripts.common.bundles.Bundle`), and the tiny widths
+are the registry's (:func:`scripts.common.registry.tiny`).
+"""
 
 from __future__ import annotations
 
@@ -9,30 +13,17 @@ import numpy as np
 import torch
 from monai.bundle import ConfigWorkflow
 
-from tests.conftest import bundle_dir
+from scripts.common.bundles import Bundle
 
 
-class BundleUnderTest:
+class BundleUnderTest(Bundle):
     """One bundle's configs with the tiny overrides its tests share (small widths, few slices)."""
 
     def __init__(self, name: str, tiny: dict):
-        self.name = name
-        self.root = bundle_dir(name)
-        self.configs = self.root / "configs"
-        self.tiny = tiny
+        super().__init__(name, tiny)
+        self.tiny = self.overrides
         #: the same overrides as ``--key=value`` command-line arguments
         self.tiny_cli = [f"--{k}={v}".replace(" ", "") for k, v in tiny.items()]
-
-    def workflow(self, config_files, workflow_type: str, **overrides) -> ConfigWorkflow:
-        files = [str(self.configs / f) for f in config_files]
-        return ConfigWorkflow(
-            config_file=files if len(files) > 1 else files[0],
-            meta_file=str(self.configs / "metadata.json"),
-            logging_file=str(self.configs / "logging.conf"),
-            workflow_type=workflow_type,
-            bundle_root=str(self.root),
-            **{**self.tiny, **overrides},
-        )
 
 
 def run(wf: ConfigWorkflow) -> None:

@@ -14,13 +14,14 @@ import pytest
 import torch
 from monai.bundle import verify_metadata, verify_net_in_out
 
+from scripts.common.registry import tiny
 from tests.bundles.helpers import BundleUnderTest, assert_label_map_like, compress_tiny, error_chain, run
 from tests.conftest import REPO, SHARED_DATA
 
 #: bundle -> (tiny overrides, data fixture, channel name, spatial multiple)
 CT_BUNDLES = {
-    "lower_limb_afu_unet": ({"network_def#features": [4, 8, 16, 32]}, "lower_limb_data", "bone", 8),
-    "spine_msr_attention_unet": ({"network_def#features": [8, 16, 32, 64, 128]}, "spine_data", "spine", 16),
+    "lower_limb_afu_unet": (tiny("lower_limb_afu_unet"), "lower_limb_data", "bone", 8),
+    "spine_msr_attention_unet": (tiny("spine_msr_attention_unet"), "spine_data", "spine", 16),
 }
 EXAMPLE = SHARED_DATA / "totalsegmentator_example"
 needs_shared = pytest.mark.skipif(not EXAMPLE.is_dir(), reason=f"real CT example data not found at {EXAMPLE}")

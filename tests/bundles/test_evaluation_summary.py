@@ -19,6 +19,7 @@ from monai.bundle.reference_resolver import ReferenceResolver
 import custom_networks.bundle.datalist as datalist_module
 from custom_networks.labels import head_neck
 from custom_networks.engine.summary import MetricsSummary, channel_names, summarize
+from scripts.common.registry import tiny
 from tests.bundles.helpers import BundleUnderTest, run
 
 NAN, INF = float("nan"), float("inf")
@@ -128,11 +129,11 @@ def test_summarize_of_all_nan_gives_nulls():
 
 #: (bundle, configs merged between train.json and evaluate.json, cheap overrides: small networks)
 SETUPS = {
-    "knee": ("knee_eas_unet", [], {"network_def#features": [4, 8, 16, 32, 64]}),
-    "lower_limb": ("lower_limb_afu_unet", [], {"network_def#features": [4, 8, 16, 32]}),
-    "spine": ("spine_msr_attention_unet", [], {"network_def#features": [8, 16, 32, 64, 128]}),
-    "head_neck": ("head_neck_two_stage_unet", [], {"features": [4, 8, 16, 32]}),
-    "head_neck_thesis": ("head_neck_two_stage_unet", ["setup_thesis.json"], {"features": [4, 8, 16, 32]}),
+    "knee": ("knee_eas_unet", [], tiny("knee_eas_unet")),
+    "lower_limb": ("lower_limb_afu_unet", [], tiny("lower_limb_afu_unet")),
+    "spine": ("spine_msr_attention_unet", [], tiny("spine_msr_attention_unet")),
+    "head_neck": ("head_neck_two_stage_unet", [], tiny("head_neck_two_stage_unet")),
+    "head_neck_thesis": ("head_neck_two_stage_unet", ["setup_thesis.json"], tiny("head_neck_two_stage_unet", "thesis")),
 }
 
 
@@ -212,8 +213,7 @@ def test_summary_names_every_metric_column_from_channel_def(setup):
 
 # ---- knee bundle end to end ----------------------------------------------------------------------------------
 
-KNEE = BundleUnderTest("knee_eas_unet", {"network_def#features": [4, 8, 16, 32, 64], "slices_per_volume": 2,
-                                         "val_interval": 1})
+KNEE = BundleUnderTest("knee_eas_unet", {**tiny("knee_eas_unet"), "slices_per_volume": 2, "val_interval": 1})
 
 
 def test_knee_train_then_evaluate_writes_summary_on_a_testing_only_datalist(knee_data, tmp_path):

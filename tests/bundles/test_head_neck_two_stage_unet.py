@@ -22,6 +22,7 @@ from monai.bundle import ConfigParser, verify_metadata, verify_net_in_out
 
 from custom_networks.bundle.weights import read_state_dict
 from custom_networks.labels import head_neck
+from scripts.common.registry import tiny
 from tests.bundles.helpers import BundleUnderTest, assert_label_map_like, compress_tiny, error_chain, run
 from tests.conftest import REPO, SHARED_DATA
 
@@ -32,12 +33,12 @@ needs_openkbp = pytest.mark.skipif(not OPENKBP.is_dir(), reason=f"OpenKBP data n
 
 THESIS_ORGANS = head_neck.organs("thesis")
 OPENKBP_ORGANS = head_neck.organs("openkbp")
-#: tiny widths shared by both setups
-TINY = {"features": [4, 8, 16, 32], "stage1_size": [32, 32, 16], "min_margin": [2, 2, 1], "val_interval": 1}
-#: 6 x 6 x 7.5 mm rendered cases (about 83 x 83 x 55)
-THESIS_TINY = {**TINY, "crop_sizes": {o: [16, 16, 16] for o in THESIS_ORGANS}, "pixdim": [6.0, 6.0, 7.5]}
-#: OpenKBP at 7.8 x 7.8 x 5 mm (about 64^3); model selection on every 2nd training case
-OPENKBP_TINY = {**TINY, "crop_sizes": {o: [16, 16, 16] for o in OPENKBP_ORGANS}, "pixdim": [7.812, 7.812, 5.0],
+#: the registry's tiny widths shared by both setups, validating every epoch
+TINY = {**tiny("head_neck_two_stage_unet"), "val_interval": 1}
+#: with tiny crops; 6 x 6 x 7.5 mm rendered cases (about 83 x 83 x 55)
+THESIS_TINY = {**tiny("head_neck_two_stage_unet", "thesis"), "val_interval": 1, "pixdim": [6.0, 6.0, 7.5]}
+#: with tiny crops; OpenKBP at 7.8 x 7.8 x 5 mm (about 64^3); model selection on every 2nd training case
+OPENKBP_TINY = {**tiny("head_neck_two_stage_unet", "openkbp"), "val_interval": 1, "pixdim": [7.812, 7.812, 5.0],
                 "stage1_size": [32, 32, 32], "selection_every": 2}
 THESIS = ["setup_thesis.json"]
 CASES = ["0522c0017", "0522c0057", "0522c0161"]

@@ -13,12 +13,12 @@ import torch
 from monai.bundle import verify_metadata, verify_net_in_out
 
 from custom_networks.bundle.datalist import DatalistError
+from scripts.common.registry import tiny
 from tests.bundles.helpers import BundleUnderTest, assert_label_map_like, compress_tiny, error_chain, run
 from tests.bundles.helpers import write_nifti as _write
 from tests.conftest import PYTHON, REPO, subprocess_env
 
-KNEE = BundleUnderTest("knee_eas_unet", {"network_def#features": [4, 8, 16, 32, 64], "slices_per_volume": 2,
-                                         "val_interval": 1})
+KNEE = BundleUnderTest("knee_eas_unet", {**tiny("knee_eas_unet"), "slices_per_volume": 2, "val_interval": 1})
 BUNDLE, CONFIGS, TINY_CLI, workflow = KNEE.root, KNEE.configs, KNEE.tiny_cli, KNEE.workflow
 
 
@@ -158,7 +158,7 @@ def test_metadata_verifies_offline_and_names_classes():
 def test_verify_net_in_out():
     verify_net_in_out(net_id="network_def", meta_file=str(CONFIGS / "metadata.json"),
                       config_file=str(CONFIGS / "inference.json"), n=2, any=16,
-                      **{"network_def#features": [4, 8, 16, 32, 64]})
+                      **tiny("knee_eas_unet"))
 
 
 # ---- clear errors for bad input ---------------------------------------------------------------------------

@@ -7,12 +7,13 @@ import torch
 
 from custom_networks import EASUNet
 from custom_networks.compression.checkpoint import compressed_state_dict
+from scripts.common.registry import tiny
 from scripts.compress import compress
 
-KNEE_TINY = {"network_def#features": [4, 8, 16, 32, 64]}
+KNEE_TINY = tiny("knee_eas_unet")
 
 
-def _knee_checkpoint(path, features=(4, 8, 16, 32, 64)):
+def _knee_checkpoint(path, features=KNEE_TINY["network_def#features"]):
     net = EASUNet(spatial_dims=2, in_channels=1, out_channels=3, features=features)
     torch.save(net.state_dict(), path)
     return net

@@ -9,9 +9,8 @@ import json
 import math
 import subprocess
 
+from scripts.common.bundles import names
 from tests.conftest import PYTHON, REPO, SHARED_DATA, subprocess_env
-
-BUNDLES = ["knee_eas_unet", "lower_limb_afu_unet", "spine_msr_attention_unet", "head_neck_two_stage_unet"]
 
 
 def _numbers(obj, path=""):
@@ -35,7 +34,7 @@ def test_quick_benchmark_writes_every_figure(tmp_path):
     assert not bad, bad
     assert results["device"] and results["profile"] == "quick"
     assert {"conv2d", "conv3d"} <= set(results["conv"])
-    for bundle in BUNDLES:
+    for bundle in names():
         train = results["training"][bundle]
         if "skipped" in train:
             assert not (SHARED_DATA / "hn_oar_masks").is_dir(), train

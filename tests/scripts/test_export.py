@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from scripts import export
+from scripts.common.bundles import Bundle
 
 ORGANS = ["brainstem"]
 #: bundle -> shallow tiny overrides (export time grows with the number of layers) and a 2D example shape.
@@ -25,7 +26,7 @@ ATOL = 1e-4
 
 def _tiny_ckpt(bundle: str, path) -> str:
     torch.manual_seed(0)
-    net = export.bundle_parser(bundle, TINY[bundle][0]).get_parsed_content("network_def")
+    net = Bundle(bundle).parser(["inference.json"], **TINY[bundle][0]).get_parsed_content("network_def")
     torch.save({"model": net.state_dict()}, path)
     return str(path)
 

@@ -16,6 +16,7 @@ import torch
 from monai.bundle import ConfigParser
 
 from scripts import package as pkg
+from scripts.common.bundles import names
 from tests.bundles.helpers import run
 from tests.bundles.test_knee_eas_unet import KNEE
 from tests.conftest import PYTHON, REPO
@@ -61,7 +62,7 @@ def source(demo_volume, tmp_path_factory) -> Path:
     """A copy of the repo's four bundles and custom_networks, with caches and run outputs planted to be left out,
     and tiny untrained knee weights in ``bundles/knee_eas_unet/models/model.pt``."""
     src = tmp_path_factory.mktemp("source")
-    for name in pkg.BUNDLES:
+    for name in names():
         dst = src / "bundles" / name
         for part in ("configs", "docs"):
             shutil.copytree(REPO / "bundles" / name / part, dst / part, ignore=shutil.ignore_patterns("__pycache__"))
@@ -79,7 +80,7 @@ def source(demo_volume, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def zips(source, tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("dist")
-    return {name: pkg.package(name, out, source)[0] for name in pkg.BUNDLES}
+    return {name: pkg.package(name, out, source)[0] for name in names()}
 
 
 def test_same_inputs_give_the_same_bytes(source, zips, tmp_path):

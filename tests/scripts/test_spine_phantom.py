@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from scripts import demo_data
+from scripts.common import registry
 from scripts.phantoms import MARKER_NAME, OutputDirError, split_counts
 from scripts.phantoms import spine_ct as S
 from scripts.phantoms.spine_ct import (
@@ -169,8 +169,8 @@ def test_refuses_foreign_non_empty_directory(tmp_path):
     with pytest.raises(OutputDirError):
         write_spine_dataset(foreign, num_volumes=1, num_slices=1)
     assert_untouched(foreign)
-    assert demo_data.GENERATORS[BUNDLE][0] == "scripts.phantoms.spine_ct:write_spine_dataset"
-    assert demo_data.generator_for(BUNDLE) is write_spine_dataset
+    assert registry.record(BUNDLE).demo_data == "scripts.phantoms.spine_ct:write_spine_dataset"
+    assert registry.demo_generator(BUNDLE) is write_spine_dataset
 
 
 # ---------------------------------------------------------------------------------------------

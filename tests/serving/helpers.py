@@ -20,10 +20,9 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from monai.bundle import ConfigParser
 
-from custom_networks.labels import head_neck
-from scripts.package import BUNDLES
+from scripts.common.bundles import Bundle, names
+from scripts.common.registry import tiny
 from scripts.serving import env as serving_env
 from tests.conftest import PYTHON, REPO, SHARED_DATA, bundle_dir, subprocess_env
 
@@ -31,16 +30,15 @@ EXAMPLES = SHARED_DATA / "totalsegmentator_example"
 REQUIRED = os.environ.get("MEDSEG_REQUIRE_MONAILABEL") == "1"
 START_TIMEOUT_S = 240
 
-#: tiny widths (the bundle tests' values), the CT at its own 3 mm in-plane instead of 0.8 mm (about 15x fewer
-#: pixels per slice; the head-neck bundle still resamples, to 6 mm), and for the knee bundle a one-epoch run
-#: that validates and so saves its weights
+BUNDLES = names()
+#: tiny widths (the registry's), the CT at its own 3 mm in-plane instead of 0.8 mm (about 15x fewer pixels per
+#: slice; the head-neck bundle still resamples, to 6 mm), and for the knee bundle a one-epoch run that validates
+#: and so saves its weights
 TINY = {
-    "knee_eas_unet": {"network_def#features": [4, 8, 16, 32, 64], "slices_per_volume": 2, "val_interval": 1},
-    "lower_limb_afu_unet": {"network_def#features": [4, 8, 16, 32], "pixdim": [3.0, 3.0, -1]},
-    "spine_msr_attention_unet": {"network_def#features": [8, 16, 32, 64, 128], "pixdim": [3.0, 3.0, -1]},
-    "head_neck_two_stage_unet": {"features": [4, 8, 16, 32], "stage1_size": [32, 32, 16],
-                                 "crop_sizes": {o: [16, 16, 16] for o in head_neck.organs()},
-                                 "pixdim": [6.0, 6.0, 7.5], "min_margin": [2, 2, 1]},
+    "knee_eas_unet": {**tiny("knee_eas_unet"), "slices_per_volume": 2, "val_interval": 1},
+    "lower_limb_afu_unet": {**tiny("lower_limb_afu_unet"), "pixdim": [3.0, 3.0, -1]},
+    "spine_msr_attention_unet": {**tiny("spine_msr_attention_unet"), "pixdim": [3.0, 3.0, -1]},
+    "head_neck_two_stage_unet": {**tiny("head_neck_two_stage_unet", "openkbp"), "pixdim": [6.0, 6.0, 7.5]},
 }
 
 
@@ -84,9 +82,7 @@ def expected_labels(bundle: str) -> dict[str, int]:
 
 def write_tiny_weights(bundle: str, out: Path) -> Path:
     """Random weights of the tiny network (seed 0) as ``out/<bundle>/model.pt``, ``{"model": state_dict}``."""
-    parser = ConfigParser()
-    parser.read_config(str(bundle_dir(bundle) / "configs" / "inference.json"))
-    parser["bundle_root"] = str(bundle_dir(bundle))
+    parser = Bundle(bundle).parser(["inference.json"])
     for key, value in TINY[bundle].items():
         if key in parser:
             parser[key] = value

@@ -24,8 +24,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from scripts.package import BUNDLES
-from tests.serving.helpers import EXAMPLES, expected_labels, require_server_prerequisites, running_server
+from tests.serving.helpers import BUNDLES, EXAMPLES, expected_labels, require_server_prerequisites, running_server
 from tests.serving.helpers import http as _request
 from tests.serving.helpers import report as _report
 from tests.serving.helpers import tail as _tail

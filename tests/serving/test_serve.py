@@ -13,6 +13,8 @@ import subprocess
 import pytest
 
 from scripts import serve
+from scripts.common.bundles import bundle_files, names
+from scripts.common.registry import tiny
 from scripts.serving import app as serving_app
 from scripts.serving import env as serving_env
 from tests.conftest import PYTHON, REPO, subprocess_env
@@ -32,25 +34,26 @@ def fake_venv(tmp_path):
 @pytest.fixture
 def ckpt_root(tmp_path):
     """Placeholder weights for every bundle (the app build only copies them)."""
-    for bundle in serve.package.BUNDLES:
+    for bundle in names():
         (tmp_path / "ckpt" / bundle).mkdir(parents=True)
         (tmp_path / "ckpt" / bundle / "model.pt").write_bytes(bundle.encode())
     return tmp_path / "ckpt"
 
 
 def test_app_holds_each_bundle_like_its_zip_with_the_overrides(tmp_path, fake_venv, ckpt_root):
-    overrides = {"knee_eas_unet": {"network_def#features": [4, 8, 16, 32, 64], "val_interval": 1}}
+    overrides = {"knee_eas_unet": {**tiny("knee_eas_unet"), "val_interval": 1}}
     app = serving_app.build_app(tmp_path / "app", ["knee_eas_unet", "lower_limb_afu_unet"], fake_venv, overrides,
                                 ckpt_root)
     assert serving_app.PATCHED_IMPORT in (app / "main.py").read_text()
     assert serving_app.ORIGINAL_IMPORT not in (app / "main.py").read_text()
     assert (app / "lib" / "medseg.py").read_text() == serving_app.APP_LIB.read_text()
     knee = app / "model" / "knee_eas_unet"
-    expected = {r for r in serve.package.bundle_files("knee_eas_unet") if r != "models/model.pt"} | {"models/model.pt"}
+    expected = {r for r in bundle_files("knee_eas_unet") if r != "models/model.pt"} | {"models/model.pt"}
     assert {p.relative_to(knee).as_posix() for p in knee.rglob("*") if p.is_file()} == expected
     assert (knee / "models" / "model.pt").read_bytes() == b"knee_eas_unet"
     for name in ("inference.json", "train.json"):
-        assert json.loads((knee / "configs" / name).read_text())["network_def"]["features"] == [4, 8, 16, 32, 64]
+        features = json.loads((knee / "configs" / name).read_text())["network_def"]["features"]
+        assert features == tiny("knee_eas_unet")["network_def#features"]
     assert json.loads((knee / "configs" / "train.json").read_text())["val_interval"] == 1
     assert json.loads((knee / "configs" / "train.json").read_text()).get("resume", False) is False
     assert "val_interval" not in json.loads((knee / "configs" / "inference.json").read_text())
@@ -135,4 +138,4 @@ def test_server_command_is_offline_and_local(tmp_path):
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and cmd[cmd.index("--port") + 1] == "8001"
     assert serve.parse_bundles("knee_eas_unet, lower_limb_afu_unet") == ["knee_eas_unet", "lower_limb_afu_unet"]
     assert serve.parse_bundles(("knee_eas_unet",)) == ["knee_eas_unet"]
-    assert serve.parse_bundles(None) == list(serve.package.BUNDLES)
+    assert serve.parse_bundles(None) == list(names())

@@ -1,4 +1,4 @@
-"""Child side of ``scripts.benchmark``'s inference section: one bundle pipeline per forked process.
+"""Child side of the benchmark (``scripts.benchmark``): the fork server's preloaded module, one pipeline per child.
 
 The benchmark's fork server imports this module once (``multiprocessing`` ``forkserver`` preload): MONAI, the
 custom networks, ITK's wrapped modules (which ITK otherwise loads lazily on the first read, about 4 s here) and
@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib
 import time
 import traceback
-import warnings
 from pathlib import Path
 
 import itk
@@ -28,12 +27,10 @@ import torch.nn.functional as F
 
 import custom_networks  # noqa: F401
 from custom_networks import TwoStageUNet
-
-from .benchmark import _sync, flops_of, peak_rss_gb, workflow
+from scripts.common.bundles import Bundle
+from scripts.common.measure import flops_of, peak_rss_gb, sync
 
 itk.ImageFileReader  # noqa: B018  (loads ITK's IO modules now, in the server, not in every child)
-# each child runs ``python -m scripts.benchmark``'s module again as ``__mp_main__``; runpy warns that it is loaded
-warnings.filterwarnings("ignore", message=".*found in sys.modules after import of package", category=RuntimeWarning)
 
 
 class FullGridBoxesTwoStageUNet(TwoStageUNet):
@@ -59,11 +56,11 @@ def _record_forwards(leaves: dict) -> tuple[dict, list]:
     handles = []
     for name, module in leaves.items():
         def pre(_m, args, _n=name):
-            _sync()
+            sync()
             calls[_n].append([tuple(args[0].shape), time.perf_counter()])
 
         def post(_m, _args, _out, _n=name):
-            _sync()
+            sync()
             calls[_n][-1][1] = time.perf_counter() - calls[_n][-1][1]
 
         handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
@@ -79,7 +76,7 @@ def run_pipeline(spec: dict) -> dict:
     for every layer shape, first-touch allocations), which a whole volume pays once, not per slice."""
     ckpt = Path(spec["overrides"]["ckpt_dir"])
     ckpt.mkdir(parents=True, exist_ok=True)
-    wf = workflow(spec["bundle"], spec["files"], "infer", **spec["overrides"])
+    wf = Bundle(spec["bundle"]).workflow(spec["files"], "infer", **spec["overrides"])
     wf.initialize()
     torch.manual_seed(0)
     torch.save(wf.parser.get_parsed_content("network_def").state_dict(), ckpt / "model.pt")  # untrained weights
@@ -89,7 +86,7 @@ def run_pipeline(spec: dict) -> dict:
         calls, handles = _record_forwards(leaves)
         start = time.perf_counter()
         wf.run()
-        _sync()
+        sync()
         walls.append(time.perf_counter() - start)
         for handle in handles:
             handle.remove()
@@ -109,13 +106,13 @@ def run_pipeline(spec: dict) -> dict:
 
 
 def child_main(target: str, args: tuple, threads: int, conn) -> None:
-    """Entry point of a forked child: ``target(*args)`` (a ``scripts.benchmark`` function, or
+    """Entry point of a forked child: ``target(*args)`` (a :mod:`scripts.benchmark.run` function, or
     ``"module:function"``) with ``threads`` torch threads; ``("ok", result)`` or ``("error", traceback)`` back
     through ``conn``."""
     try:
         module, _, name = target.rpartition(":")
         torch.set_num_threads(threads)
-        conn.send(("ok", getattr(importlib.import_module(module or "scripts.benchmark"), name)(*args)))
+        conn.send(("ok", getattr(importlib.import_module(module or "scripts.benchmark.run"), name)(*args)))
     except BaseException:  # noqa: BLE001  (the parent re-raises it with the spec)
         conn.send(("error", traceback.format_exc()))
     finally:

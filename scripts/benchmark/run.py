@@ -1,33 +1,7 @@
-"""One benchmark run for every bundle, side by side: training, inference, networks, torchrun.
+"""The benchmark's measurements: every section (conv, training, inference, networks, torchrun) and ``main``.
 
-    python -m scripts.benchmark [--bundle a,b] [--quick] [--out docs] [--threads 2]
-
-Writes ``<out>/benchmarks.md``, ``<out>/benchmarks.json`` (every figure, with the device it came from) and PNG
-plots under ``<out>/img/``. Everything is measured in ONE run, so ratios compare like with like on a shared
-machine; absolute seconds move with the machine's load, which is why the conv throughput is measured in
-the same run and the efficiencies are relative to it. Every step runs in a process of its own, forked from one
-fork server that imported the libraries once (:mod:`scripts.benchmark_worker`); torchrun starts its own.
-
-Sections (sizes of each profile in :data:`PROFILES`, printed into the markdown):
-
-- **conv throughput**: a 3x3 conv2d (64 ch, 256^2) and a 3^3 conv3d (32 ch, 64^3), GFLOP/s.
-- **training**: each bundle's ``train.json`` (its network, loss, optimizer, transforms and data loader, on
-  synthetic phantom data) through its ``SupervisedTrainer``: mean seconds per iteration, versus the pure
-  forward + loss + backward + step of the same network on one fixed batch; ratio pure/full (1.0: the data
-  pipeline costs nothing). Three loader set-ups: the bundles' ``CacheDataset`` + ``DataLoader(num_workers=0)``,
-  plain ``Dataset`` (no cache), and ``CacheDataset`` + ``ThreadDataLoader`` (random transforms in a thread).
-- **inference**: each bundle's ``inference.json`` on a synthetic volume written as NIfTI (untrained weights
-  saved as ``model.pt``: timing only), each run in its own process forked from a warm fork server
-  (:mod:`scripts.benchmark_worker`): wall time, that process's peak RSS (``VmHWM``), FLOPs of every network
-  forward (``FlopCounterMode``) and achieved GFLOP/s relative to the conv throughput, over the network forwards
-  alone and over the whole pipeline. The same pipeline again with its bottleneck fix undone
-  (:data:`BEFORE_FIXES`), for before/after in one run. Head-and-neck: ``inference.json`` (TwoStageUNet) versus
-  ``inference_baseline.json`` (UNet3D, sliding windows) on the same volume.
-- **networks**: each custom network versus a MONAI ``BasicUNet`` (2D) / ``UNet`` (3D) of about the same
-  parameter count: parameters, GFLOPs, forward latency; and the custom network again with
-  ``torch.inference_mode`` + channels-last memory format (the 2D bundles' fix, network alone).
-- **torchrun**: the knee bundle's ``train.json`` + ``multi_gpu_train.json`` with 1 and 2 processes (gloo on
-  the CPU; the same total thread count): training samples per second and final mean loss.
+See :mod:`scripts.benchmark` for what each section measures. Each step runs in a process forked from the fork
+server (:func:`run_isolated`), whose preloaded module is :mod:`.worker`; torchrun starts its own processes.
 """
 
 from __future__ import annotations
@@ -36,7 +10,6 @@ import concurrent.futures
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -44,125 +17,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import fire
 import numpy as np
 
+from scripts.common import registry
+from scripts.common.bundles import REPO, SHARED_DATA, Bundle, as_list, check
+from scripts.common.measure import (count_parameters, device_name, flops_of, median_seconds, print_result,
+                                    read_result, sync, torch_device)
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-BUNDLE_NAMES = ["knee_eas_unet", "lower_limb_afu_unet", "spine_msr_attention_unet", "head_neck_two_stage_unet"]
-HN_ORGANS = ["brainstem", "eye_left", "eye_right", "optic_nerve_left", "optic_nerve_right", "parotid_left",
-             "parotid_right", "mandible"]
-
-#: Sizes per profile. ``None`` widths: the bundle's own default. "standard" is what fits about 15 minutes on
-#: 2 shared CPU cores; "quick" runs in under a minute (tiny widths, tiny volumes, its sections side by side
-#: (``concurrent``), so its timings are a smoke test, not a measurement).
-TINY_2D = {"knee_eas_unet": {"network_def#features": [4, 8, 16, 32, 64]},
-           "lower_limb_afu_unet": {"network_def#features": [4, 8, 16, 32]},
-           "spine_msr_attention_unet": {"network_def#features": [8, 16, 32, 64, 128]}}
-HN_TINY = {"features": [4, 8, 16, 32], "stage1_size": [32, 32, 16], "crop_sizes": {o: [16, 16, 16] for o in HN_ORGANS},
-           "min_margin": [2, 2, 1]}
-#: config files of the training section: the head-and-neck training data here are 8-organ blobs or rendered
-#: cases, the bundle's thesis organ setup
-TRAIN_CONFIGS = {"head_neck_two_stage_unet": ["train.json", "setup_thesis.json"]}
-PROFILES: dict[str, dict[str, Any]] = {
-    "quick": {
-        "conv2d": (32, 128), "conv3d": (16, 32), "repeats": 2,
-        "train": {
-            "knee_eas_unet": {**TINY_2D["knee_eas_unet"], "slices_per_volume": 2},
-            "lower_limb_afu_unet": {**TINY_2D["lower_limb_afu_unet"], "slices_per_volume": 2, "crop_size": [32, 32]},
-            "spine_msr_attention_unet": {**TINY_2D["spine_msr_attention_unet"], "slices_per_volume": 2},
-            "head_neck_two_stage_unet": {**HN_TINY, "pixdim": [2.0, 2.0, 4.0]},
-        },
-        "blob_shape": {"knee_eas_unet": (8, 32, 32), "lower_limb_afu_unet": (32, 32, 8),
-                       "spine_msr_attention_unet": (32, 32, 8), "head_neck_two_stage_unet": (48, 48, 24)},
-        "train_volumes": 4, "train_epochs": 2,
-        "infer": {
-            "knee_eas_unet": {"shape": (2, 32, 32), "overrides": TINY_2D["knee_eas_unet"]},
-            "lower_limb_afu_unet": {"shape": (32, 32, 2), "overrides": TINY_2D["lower_limb_afu_unet"]},
-            "spine_msr_attention_unet": {"shape": (32, 32, 2), "overrides": TINY_2D["spine_msr_attention_unet"]},
-            "head_neck_two_stage_unet": {"shape": (64, 64, 32), "overrides": {
-                **HN_TINY, "organ_setup": "thesis", "pixdim": [2.0, 2.0, 4.0], "patch_size": [16, 16, 16]}},
-        },
-        "full_slices": {"knee_eas_unet": 160, "lower_limb_afu_unet": 200, "spine_msr_attention_unet": 200},
-        "networks": {"scale": 1 / 16, "size2d": 32, "size3d": (16, 16, 16)},
-        "concurrent": True,
-        "torchrun": {"data": "blobs", "volumes": 4, "epochs": 1,
-                     "overrides": {**TINY_2D["knee_eas_unet"], "slices_per_volume": 2}},
-    },
-    "standard": {
-        "conv2d": (64, 256), "conv3d": (32, 64), "repeats": 3,
-        "train": {  # tiny widths on the phantoms' real sizes: the data pipeline's share is what is measured
-            "knee_eas_unet": {"network_def#features": [8, 16, 32, 64, 128], "slices_per_volume": 4},
-            "lower_limb_afu_unet": {"network_def#features": [8, 16, 32, 64], "slices_per_volume": 4},
-            "spine_msr_attention_unet": {"network_def#features": [8, 16, 32, 64, 128], "slices_per_volume": 1},
-            "head_neck_two_stage_unet": {"features": [6, 12, 24, 48], "stage1_size": [64, 64, 32],
-                                         "pixdim": [3.0, 3.0, 5.0]},
-        },
-        "train_volumes": 6, "ct_slices": 8, "hn_voxel": (3.0, 3.0, 5.0), "train_epochs": 3,
-        "infer": {  # full in-plane size and the bundles' default widths; a slab of 1-2 slices for the 2D bundles
-            "knee_eas_unet": {"shape": (2, 384, 384), "overrides": {}},
-            "lower_limb_afu_unet": {"shape": (512, 512, 1), "overrides": {}},
-            "spine_msr_attention_unet": {"shape": (512, 512, 2), "overrides": {}},
-            "head_neck_two_stage_unet": {"shape": (512, 512, 200), "overrides": {"features": [4, 8, 16, 32]}},
-        },
-        "full_slices": {"knee_eas_unet": 160, "lower_limb_afu_unet": 200, "spine_msr_attention_unet": 200},
-        "networks": {"scale": 1.0, "size2d": 128, "size3d": (48, 48, 48)},
-        "concurrent": False,
-        "torchrun": {"data": "phantoms", "volumes": 6, "epochs": 2,
-                     "overrides": {"network_def#features": [8, 16, 32, 64, 128], "slices_per_volume": 2}},
-    },
-}
-#: spacing (mm) of the synthetic inference volumes; the CT ones hold HU, the knee one MR-like intensities
-SPACING = {"knee_eas_unet": (0.4, 0.4, 0.4), "lower_limb_afu_unet": (0.98, 0.98, 2.0),
-           "spine_msr_attention_unet": (0.98, 0.98, 2.0), "head_neck_two_stage_unet": (0.98, 0.98, 2.5)}
+from .profiles import BEFORE_FIXES, PROFILES
+from .report import markdown, plots, timed_wall_s
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-def device_name() -> str:
-    """The device every figure of this run comes from, in words (GPU name, or CPU with its thread count)."""
-    import torch
-
-    if torch.cuda.is_available():
-        return f"cuda: {torch.cuda.get_device_name(0)}"
-    return f"cpu ({torch.get_num_threads()} threads, {os.cpu_count()} cores)"
-
-
-def _sync() -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
-def _torch_device():
-    import torch
-
-    return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-
-
-def flops_of(module, shape: tuple[int, ...]) -> float:
-    """FLOPs (multiply-add = 2) of one eval forward of ``module`` on zeros of ``shape`` (batch 1, times batch)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    dev = next(module.parameters()).device
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        module(torch.zeros((1, *shape[1:]), device=dev))
-    return float(counter.get_total_flops()) * shape[0]
-
-
-def workflow(bundle: str, files: list[str], kind: str, **overrides):
-    """A bundle's ``ConfigWorkflow`` from its config files and overrides (``bundle_root`` set), not initialized."""
-    from monai.bundle import ConfigWorkflow
-
-    configs = REPO / "bundles" / bundle / "configs"
-    paths = [str(configs / f) for f in files]
-    return ConfigWorkflow(config_file=paths if len(paths) > 1 else paths[0], meta_file=str(configs / "metadata.json"),
-                          logging_file=str(configs / "logging.conf"), workflow_type=kind,
-                          bundle_root=str(configs.parent), **overrides)
-
-
 def device_and_conv(profile: dict) -> dict:
     """The device, torch version and conv throughput of the processes this run measures in."""
     import torch
@@ -174,9 +40,7 @@ def conv_throughput(profile: dict) -> dict:
     """GFLOP/s of one 3x3 conv2d and one 3^3 conv3d (same padding, batch 1) on this device, forward only."""
     import torch
 
-    from .export import median_seconds  # imports MONAI: only in the measuring children
-
-    dev = _torch_device()
+    dev = torch_device()
     out = {}
     (c2, s2), (c3, s3) = profile["conv2d"], profile["conv3d"]
     for name, conv, shape in [("conv2d", torch.nn.Conv2d(c2, c2, 3, padding=1), (1, c2, s2, s2)),
@@ -187,7 +51,7 @@ def conv_throughput(profile: dict) -> dict:
 
         def fwd(t):
             conv(t)
-            _sync()
+            sync()
 
         with torch.inference_mode():
             seconds = median_seconds(fwd, x, max(3, profile["repeats"]))
@@ -203,7 +67,8 @@ def write_blob_dataset(bundle: str, out: Path, shape: tuple[int, ...], n: int = 
 
     from scripts.phantoms import write_datalist
 
-    classes = {"knee_eas_unet": 2, "head_neck_two_stage_unet": 8}.get(bundle, 1)
+    rec = registry.record(bundle)
+    classes = rec.foreground_classes
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     pairs = []
@@ -212,11 +77,11 @@ def write_blob_dataset(bundle: str, out: Path, shape: tuple[int, ...], n: int = 
         for c in range(1, classes + 1):
             lo = [int(rng.integers(1, max(2, d // 2))) for d in shape]
             label[tuple(slice(a, a + max(2, d // 4)) for a, d in zip(lo, shape))] = c
-        base = 300.0 if bundle == "knee_eas_unet" else 0.0
+        base = 0.0 if rec.modality == "CT" else 300.0
         image = (base + 400.0 * (label > 0) + rng.normal(0, 30, shape)).astype(np.float32)
-        if bundle != "knee_eas_unet":
+        if rec.modality == "CT":
             image[: max(1, shape[0] // 8)] = -1000.0  # some air, so the HU check sees a CT
-        affine = np.diag([*SPACING[bundle], 1.0])
+        affine = np.diag([*rec.spacing_mm, 1.0])
         for kind, arr in (("image", image), ("label", label)):
             nib.save(nib.Nifti1Image(arr, affine), str(out / f"case{i}_{kind}.nii.gz"))
         pairs.append({"image": f"case{i}_image.nii.gz", "label": f"case{i}_label.nii.gz"})
@@ -226,31 +91,25 @@ def write_blob_dataset(bundle: str, out: Path, shape: tuple[int, ...], n: int = 
 
 
 def make_training_data(bundle: str, out: Path, profile: dict) -> Path | None:
-    """Synthetic phantom data for ``bundle`` (head-neck: CT rendered from the real masks; quick: generated
-    boxes of ``profile["blob_shape"]``); None where the head-and-neck masks are missing."""
+    """Synthetic data for ``bundle``: its demo-data renderer (with ``profile["phantom_args"]``), or, for a bundle
+    without one, CT rendered from the real head-and-neck masks by ``python -m scripts.prepare_head_neck`` (None
+    where the masks are missing); the quick profile: generated boxes of ``profile["blob_shape"]``."""
     n = profile["train_volumes"]
     if profile.get("blob_shape"):
         return write_blob_dataset(bundle, out, tuple(profile["blob_shape"][bundle]), n)
-    if bundle == "knee_eas_unet":
-        from scripts.phantoms.knee_mr import write_knee_dataset
-
-        write_knee_dataset(out, num_volumes=n, seed=0, log=None)
-    elif bundle == "lower_limb_afu_unet":
-        from scripts.phantoms.lower_limb_ct import write_lower_limb_dataset
-
-        write_lower_limb_dataset(out, num_volumes=n, seed=0, log=None, num_slices=profile["ct_slices"])
-    elif bundle == "spine_msr_attention_unet":
-        from scripts.phantoms.spine_ct import write_spine_dataset
-
-        write_spine_dataset(out, num_volumes=n, seed=0, log=None, num_slices=profile["ct_slices"])
-    else:
-        masks = SHARED_DATA / "hn_oar_masks"
-        if not masks.is_dir():
-            return None
-        from scripts.prepare_head_neck import prepare
-
-        prepare(str(masks), str(out), cases=["0522c0017", "0522c0057", "0522c0161"], voxel_size=profile["hn_voxel"],
-                workers=1, log=lambda *_: None)
+    args = profile["phantom_args"].get(bundle, {})
+    generator = registry.demo_generator(bundle)
+    if generator is not None:
+        generator(out, num_volumes=n, seed=0, log=None, **args)
+        return out
+    masks = SHARED_DATA / "hn_oar_masks"
+    if not masks.is_dir():
+        return None
+    cmd = [sys.executable, "-m", "scripts.prepare_head_neck", "--masks", str(masks), "--out", str(out),
+           "--workers", "1", *[f"--{k}={v}" for k, v in args.items()]]
+    proc = subprocess.run(cmd, cwd=REPO, env=_repo_env(), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     return out
 
 
@@ -258,15 +117,16 @@ def write_volume(bundle: str, shape: tuple[int, ...], path: Path) -> Path:
     """A synthetic volume of ``shape`` as NIfTI: CT (air, a soft-tissue ellipse, a bone ring, noise) or knee MR."""
     import nibabel as nib
 
+    rec = registry.record(bundle)
     rng = np.random.default_rng(0)
-    if bundle == "knee_eas_unet":  # sagittal: axis 0 is the slice axis the bundle's SliceInferer walks
+    if rec.modality == "MR":  # knee: sagittal, axis 0 is the slice axis the bundle's SliceInferer walks
         img = (rng.random(shape, dtype=np.float32) * 200 + 300).astype(np.float32)
     else:
         x, y = np.meshgrid(np.linspace(-1, 1, shape[0]), np.linspace(-1, 1, shape[1]), indexing="ij")
         r = np.sqrt((x / 0.8) ** 2 + (y / 0.6) ** 2)
         plane = np.where(r < 1, 40.0, -1000.0) + np.where((r > 0.2) & (r < 0.3), 700.0, 0.0)
         img = (plane[..., None] + rng.normal(0, 20, shape)).astype(np.int16)
-    affine = np.diag([*SPACING[bundle], 1.0])
+    affine = np.diag([*rec.spacing_mm, 1.0])
     nib.save(nib.Nifti1Image(img, affine), str(path))
     return path
 
@@ -284,16 +144,14 @@ def _loader_overrides(variant: str, bundle: str) -> dict:
 
 def _pure_step_seconds(trainer, batch, repeats: int) -> float:
     """Median seconds of forward + loss + backward + step of the trainer's network on one fixed batch."""
-    from .export import median_seconds
-
     net, loss_fn, opt = trainer.network, trainer.loss_function, trainer.optimizer
-    x, y = batch["image"].to(_torch_device()), batch["label"].to(_torch_device())
+    x, y = batch["image"].to(torch_device()), batch["label"].to(torch_device())
 
     def step(_):
         opt.zero_grad(set_to_none=True)
         loss_fn(trainer.inferer(x, net), y).backward()
         opt.step()
-        _sync()
+        sync()
 
     net.train()
     return median_seconds(step, None, repeats)
@@ -307,12 +165,12 @@ def train_one(bundle: str, data: Path, tmp: Path, variant: str, profile: dict) -
     overrides = {**profile["train"][bundle], **_loader_overrides(variant, bundle), "dataset_dir": str(data),
                  "ckpt_dir": str(tmp / "ckpt"), "output_dir": str(tmp / "tb"), "max_epochs": profile["train_epochs"],
                  "train#trainer#train_handlers": [], "resume": False}
-    wf = workflow(bundle, TRAIN_CONFIGS.get(bundle, ["train.json"]), "train", **overrides)
+    wf = Bundle(bundle).workflow(["train.json", *registry.record(bundle).synthetic_setup], "train", **overrides)
     wf.initialize()
     set_determinism(seed=0)
     trainer = wf.parser.get_parsed_content("train#trainer")
     stamps: list[float] = []
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda _: (_sync(), stamps.append(time.perf_counter())))
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda _: (sync(), stamps.append(time.perf_counter())))
     trainer.run()
     steps = np.diff(stamps)  # fetch + transforms + step of every iteration after the first
     batch = next(iter(wf.parser.get_parsed_content("train#dataloader")))
@@ -341,29 +199,18 @@ def training(bundles: list[str], tmp: Path, profile: dict, threads: int) -> dict
 
 
 # ----------------------------------------------------------------------------------------------- inference
-def peak_rss_gb() -> float:
-    """This process's own peak RSS (``VmHWM``, GB). Not ``getrusage``/``wait4``: Linux carries the parent's
-    high-water mark into a forked child across ``exec``, so those report at least the parent's RSS."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 2**20  # kB
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
 def start_fork_server() -> None:
-    """Start the fork server that imports :mod:`scripts.benchmark_worker` (MONAI, the networks, ITK) once, in the
+    """Start the fork server that imports :mod:`scripts.benchmark.worker` (MONAI, the networks, ITK) once, in the
     background while this process works; every inference run is then a child forked from it."""
     import multiprocessing
     from multiprocessing import forkserver
 
-    multiprocessing.set_forkserver_preload(["scripts.benchmark_worker"])
+    multiprocessing.set_forkserver_preload(["scripts.benchmark.worker"])
     forkserver.ensure_running()
 
 
 def _child(target: str, args: tuple, threads: int, conn) -> None:
-    from scripts.benchmark_worker import child_main  # already imported by the fork server: no cost here
+    from .worker import child_main  # already imported by the fork server: no cost here
 
     child_main(target, args, threads, conn)
 
@@ -399,61 +246,41 @@ def run_isolated(target: str, args: tuple, threads: int, timeout: float = 3600.0
     return payload
 
 
-def _result_line(stdout: str) -> dict:
-    lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
-    return json.loads(lines[-1][len("RESULT "):])
-
-
-#: The bottleneck fixes this benchmark led to, and the overrides that undo them: each bundle's "before" row
-#: runs its ``inference.json`` with these, in the same run as the fixed one.
-BEFORE_FIXES: dict[str, dict[str, Any]] = {
-    **{b: {"fix": "channels-last network + torch.inference_mode in LargeSliceInferer",
-           "overrides": {"channels_last": False, "inferer#inference_mode": False}}
-       for b in ("knee_eas_unet", "lower_limb_afu_unet", "spine_msr_attention_unet")},
-    "head_neck_two_stage_unet": {
-        "fix": "organ boxes from stage 1's own grid; argmax before Invertd (one label channel resampled nearest, "
-               "not nine probability channels bilinear)",
-        "overrides": {
-            "network_def#_target_": "scripts.benchmark_worker.FullGridBoxesTwoStageUNet",
-            "postprocessing#transforms#0": {"_target_": "Invertd", "keys": "pred", "transform": "@preprocessing",
-                                            "orig_keys": "image", "nearest_interp": False, "to_tensor": True},
-            "postprocessing#transforms#1": {"_target_": "AsDiscreted", "keys": "pred", "argmax": True}}},
-}
-
-
-def timed_wall_s(run: dict) -> float:
-    """The wall time a run's rates and before/after speedups use: the warm run where there is one."""
-    return run.get("warm_wall_s", run["wall_s"])
+def _repo_env(**extra: str) -> dict:
+    """This environment with the repository importable (for ``python -m scripts...`` children)."""
+    return {**os.environ, **extra,
+            "PYTHONPATH": os.pathsep.join(p for p in [str(REPO), os.environ.get("PYTHONPATH", "")] if p)}
 
 
 def infer_one(bundle: str, files: list[str], image: Path, tmp: Path, overrides: dict, threads: int) -> dict:
     """``files`` of ``bundle`` on ``image`` in its own process: wall, peak RSS, FLOPs and forward seconds."""
-    spec = {"bundle": bundle, "files": files, "warm": bundle != "head_neck_two_stage_unet",  # 2D: slabs
+    spec = {"bundle": bundle, "files": files, "warm": registry.record(bundle).spatial_dims == 2,  # 2D: slabs
             "overrides": {**overrides, "datalist": [str(image)], "ckpt_dir": str(tmp / "models"),
                           "output_dir": str(tmp / "outputs")}}
-    return run_isolated("scripts.benchmark_worker:run_pipeline", (spec,), threads)
+    return run_isolated("scripts.benchmark.worker:run_pipeline", (spec,), threads)
 
 
 def inference(bundles: list[str], tmp: Path, profile: dict, threads: int) -> dict:
-    """The inference section: each bundle's inference.json, the same before its bottleneck fix, and the
-    head-neck single-stage baseline, on one synthetic volume per bundle."""
+    """The inference section: each bundle's inference.json, the same before its bottleneck fix, and its
+    single-stage baseline where it has one (``inference_baseline.json``), on one synthetic volume per bundle."""
     out = {}
     for bundle in bundles:
-        cfg = profile["infer"][bundle]
+        rec, cfg = registry.record(bundle), profile["infer"][bundle]
+        fix = BEFORE_FIXES[rec.spatial_dims]
         shape = tuple(cfg["shape"])
         image = write_volume(bundle, shape, tmp / f"{bundle}_volume.nii.gz")
         runs = {"inference.json": (["inference.json"], {}),
-                "before fix": (["inference.json"], BEFORE_FIXES[bundle]["overrides"])}
-        if bundle == "head_neck_two_stage_unet":
+                "before fix": (["inference.json"], fix["overrides"])}
+        if (Bundle(bundle).configs / "inference_baseline.json").is_file():
             runs["inference_baseline.json"] = (["inference.json", "inference_baseline.json"], {})
-        entry = {"volume_shape": list(shape), "spacing_mm": list(SPACING[bundle]), "overrides": cfg["overrides"],
-                 "fix": BEFORE_FIXES[bundle]["fix"], "runs": {}}
+        entry = {"volume_shape": list(shape), "spacing_mm": list(rec.spacing_mm), "overrides": cfg["overrides"],
+                 "fix": fix["fix"], "runs": {}}
         for i, (name, (files, extra)) in enumerate(runs.items()):
             r = infer_one(bundle, files, image, tmp / f"infer_{bundle}_{i}", {**cfg["overrides"], **extra}, threads)
             r["gflops_per_s_network"] = r["gflop"] / r["forward_s"]
             r["gflops_per_s_pipeline"] = r["gflop"] / timed_wall_s(r)
             if bundle in profile["full_slices"]:  # a slab: the first run, then the warm rate for the other slices
-                n_slices, full = shape[0] if bundle == "knee_eas_unet" else shape[2], profile["full_slices"][bundle]
+                n_slices, full = shape[rec.slice_axis], profile["full_slices"][bundle]
                 r["extrapolated_full_volume_s"] = r["wall_s"] + r["warm_wall_s"] / n_slices * (full - n_slices)
                 r["full_volume_slices"] = full
             print(f"[benchmark] infer {bundle} {name}: wall {r['wall_s']:.1f} s, {r['gflop']:.1f} GFLOP, "
@@ -473,36 +300,15 @@ def inference(bundles: list[str], tmp: Path, profile: dict, threads: int) -> dic
 
 def add_efficiencies(inference_results: dict, conv: dict) -> None:
     """Achieved GFLOP/s of every inference run over the conv throughput (conv2d for the 2D bundles, conv3d for
-    head-and-neck), for the network forwards alone and for the whole pipeline."""
+    the 3D one), for the network forwards alone and for the whole pipeline."""
     for bundle, entry in inference_results.items():
-        rate = conv["conv3d" if bundle == "head_neck_two_stage_unet" else "conv2d"]["gflops_per_s"]
+        rate = conv[f"conv{registry.record(bundle).spatial_dims}d"]["gflops_per_s"]
         for r in entry["runs"].values():
             r["efficiency_network"] = r["gflops_per_s_network"] / rate
             r["efficiency_pipeline"] = r["gflops_per_s_pipeline"] / rate
 
 
 # ----------------------------------------------------------------------------------------------- networks
-def _scaled(features, scale: float) -> list[int]:
-    """Widths times ``sqrt(scale)`` (parameters scale with width squared), at least 2 each."""
-    return [max(2, int(round(f * math.sqrt(scale)))) for f in features]
-
-
-def custom_networks_at_defaults(scale: float) -> dict:
-    """(network, MONAI kind, spatial dims) of each custom network at the bundles' default widths (scaled)."""
-    import custom_networks as cn
-
-    return {
-        "EASUNet (knee)": (cn.EASUNet(spatial_dims=2, in_channels=1, out_channels=3, separable=True, eas=True,
-                                      deep_supervision=True, features=_scaled([64, 128, 256, 512, 1024], scale)), 2),
-        "AFUNet (lower limb)": (cn.AFUNet(spatial_dims=2, in_channels=1, out_channels=1,
-                                          features=_scaled([64, 128, 256, 512], scale)), 2),
-        "MSRAttentionUNet (spine)": (cn.MSRAttentionUNet(spatial_dims=2, in_channels=1, out_channels=1,
-                                                         features=_scaled([32, 64, 128, 256, 512], scale)), 2),
-        "UNet3D (head-neck stage 1)": (cn.UNet3D(in_channels=1, out_channels=9, norm="instance", dropout=0.5,
-                                                 features=_scaled([24, 48, 96, 192], scale)), 3),
-    }
-
-
 def _monai_of_width(dims: int, width: int, out_channels: int):
     """MONAI BasicUNet (2D) or UNet (3D, 4 levels, 2 residual units) with base width ``width``."""
     from monai.networks.nets import BasicUNet, UNet
@@ -518,8 +324,6 @@ def _monai_of_width(dims: int, width: int, out_channels: int):
 def matched_monai(dims: int, params: int, out_channels: int):
     """The MONAI baseline whose parameter count is closest to ``params``: parameters grow with width squared,
     so estimate the width from width 16, then take the best even width next to the estimate."""
-    from scripts.model_stats import count_parameters
-
     def count(w: int) -> int:
         return count_parameters(_monai_of_width(dims, w, out_channels))
 
@@ -532,8 +336,6 @@ def _latency(net, x, repeats: int, channels_last: bool = False) -> float:
     """Median forward seconds: ``torch.no_grad`` (as MONAI's evaluators run) or inference_mode + channels-last."""
     import torch
 
-    from .export import median_seconds
-
     if channels_last:
         fmt = torch.channels_last if x.ndim == 4 else torch.channels_last_3d
         net = net.to(memory_format=fmt)
@@ -544,24 +346,26 @@ def _latency(net, x, repeats: int, channels_last: bool = False) -> float:
 
     def fwd(t):
         net(t)
-        _sync()
+        sync()
 
     with ctx:
         return median_seconds(fwd, x, repeats)
 
 
 def networks(profile: dict) -> dict:
-    """Each custom network versus a MONAI U-Net of about its parameter count: parameters, GFLOPs, latency."""
+    """Each bundle's network at its paper's widths (scaled by ``profile["networks"]["scale"]``) versus a MONAI U-Net
+    of about its parameter count: parameters, GFLOPs, latency."""
     import torch
 
-    from scripts.model_stats import count_parameters
-
-    cfg, dev, rows = profile["networks"], _torch_device(), {}
-    for name, (net, dims) in custom_networks_at_defaults(cfg["scale"]).items():
+    cfg, dev, rows = profile["networks"], torch_device(), {}
+    for bundle, rec in registry.RECORDS.items():
+        spec, dims = rec.paper_network, rec.spatial_dims
+        name = f"{spec.cls} ({' '.join(filter(None, (rec.title, spec.part)))})"
+        net = registry.paper_network(bundle, cfg["scale"])
         torch.manual_seed(0)
         net = net.to(dev).eval()
         shape = (1, 1, cfg["size2d"], cfg["size2d"]) if dims == 2 else (1, 1, *cfg["size3d"])
-        out_ch = {"EASUNet (knee)": 3, "UNet3D (head-neck stage 1)": 9}.get(name, 1)
+        out_ch = spec.kwargs["out_channels"]
         params = count_parameters(net)
         base, width = matched_monai(dims, params, out_ch)
         base = base.to(dev).eval()
@@ -580,13 +384,13 @@ def networks(profile: dict) -> dict:
 
 # ----------------------------------------------------------------------------------------------- torchrun
 def torchrun_child(spec_file: str) -> None:
-    """One rank of the knee train.json + multi_gpu_train.json run; rank 0 prints the RESULT line."""
+    """One rank of a bundle's train.json + multi_gpu_train.json run; rank 0 prints the RESULT line."""
     import torch
     import torch.distributed as dist
     from ignite.engine import Events
 
     spec = json.loads(Path(spec_file).read_text())
-    wf = workflow("knee_eas_unet", ["train.json", "multi_gpu_train.json"], "train", **spec["overrides"])
+    wf = Bundle(spec["bundle"]).workflow(["train.json", "multi_gpu_train.json"], "train", **spec["overrides"])
     wf.initialize()
     trainer = wf.parser.get_parsed_content("train#trainer")
     stamps, losses, samples = [], [], [0]
@@ -611,24 +415,24 @@ def torchrun_child(spec_file: str) -> None:
     wf.finalize()
     if int(os.environ.get("RANK", "0")) == 0:
         g = torch.stack(gathered)
-        print("RESULT " + json.dumps({"final_loss": float(g[:, 0].mean()), "samples": float(g[:, 1].sum()),
-                                      "seconds": float(g[:, 2].max()), "timed_from_epoch": 2 if stamps else 1}))
+        print_result({"final_loss": float(g[:, 0].mean()), "samples": float(g[:, 1].sum()),
+                      "seconds": float(g[:, 2].max()), "timed_from_epoch": 2 if stamps else 1})
 
 
 def torchrun_section(tmp: Path, profile: dict, threads: int) -> dict:
-    """The knee bundle with 1 and 2 torchrun processes (gloo on the CPU, ``threads`` threads in all)."""
-    from scripts.phantoms.knee_mr import write_knee_dataset
-
+    """``profile["torchrun"]["bundle"]`` (the knee bundle) with 1 and 2 torchrun processes (gloo on the CPU,
+    ``threads`` threads in all)."""
     cfg = profile["torchrun"]
-    data = tmp / "torchrun_data"
+    bundle, data = cfg["bundle"], tmp / "torchrun_data"
     if cfg["data"] == "blobs":
-        write_blob_dataset("knee_eas_unet", data, tuple(profile["blob_shape"]["knee_eas_unet"]), cfg["volumes"])
+        write_blob_dataset(bundle, data, tuple(profile["blob_shape"][bundle]), cfg["volumes"])
     else:
-        write_knee_dataset(data, num_volumes=cfg["volumes"], seed=0, log=None)
+        registry.demo_generator(bundle)(data, num_volumes=cfg["volumes"], seed=0, log=None)
     out = {"overrides": cfg["overrides"], "epochs": cfg["epochs"], "rows": {}}
     for n in (1, 2):
         run_dir = tmp / f"torchrun_{n}"
-        spec = {"overrides": {**cfg["overrides"], "dataset_dir": str(data), "ckpt_dir": str(run_dir),
+        spec = {"bundle": bundle,
+                "overrides": {**cfg["overrides"], "dataset_dir": str(data), "ckpt_dir": str(run_dir),
                               "output_dir": str(run_dir / "tb"), "max_epochs": cfg["epochs"], "resume": False,
                               "val_interval": 1000,  # never validates; two validation cases so each rank has one
                               "validate#dataset#data":
@@ -638,12 +442,11 @@ def torchrun_section(tmp: Path, profile: dict, threads: int) -> dict:
         per_rank = max(1, threads // n)
         cmd = ["-m", "torch.distributed.run", f"--nproc_per_node={n}", f"--master_port={29600 + n}",
                "-m", "scripts.benchmark", "torchrun_child", str(run_dir / "spec.json")]
-        env = {**os.environ, "OMP_NUM_THREADS": str(per_rank),
-               "PYTHONPATH": os.pathsep.join(p for p in [str(REPO), os.environ.get("PYTHONPATH", "")] if p)}
-        proc = subprocess.run([sys.executable, *cmd], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+        proc = subprocess.run([sys.executable, *cmd], cwd=REPO, env=_repo_env(OMP_NUM_THREADS=str(per_rank)),
+                              capture_output=True, text=True, timeout=900)
         if proc.returncode != 0:
             raise RuntimeError(f"torchrun {n} failed:\n{proc.stderr[-3000:]}")
-        r = _result_line(proc.stdout)
+        r = read_result(proc.stdout)
         r["samples_per_s"] = r["samples"] / r["seconds"]
         r["threads_per_process"] = per_rank
         out["rows"][str(n)] = r
@@ -665,14 +468,10 @@ def main(bundle: str | list | tuple = "all", quick: bool = False, out: str = "do
     networks; inference; torchrun), which makes it fast and its timings meaningless."""
     quick = str(quick).lower() in ("1", "true", "yes")  # fire passes a bool, or the word as given
     profile_name = "quick" if quick else "standard"
-    profile = PROFILES[profile_name]
+    profile = PROFILES[profile_name]()
     # quick's lanes share the cores: one thread each, as OpenMP threads spinning on busy cores slow everything
     threads = int(threads or (1 if profile["concurrent"] else os.cpu_count() or 1))
-    names = BUNDLE_NAMES if bundle == "all" else ([bundle] if isinstance(bundle, str) else list(bundle))
-    names = [n for part in names for n in str(part).split(",") if n]
-    unknown = sorted(set(names) - set(BUNDLE_NAMES))
-    if unknown:
-        raise ValueError(f"unknown bundle(s) {unknown}; known: {', '.join(BUNDLE_NAMES)}")
+    names = list(registry.RECORDS) if bundle == "all" else [check(n) for n in as_list(bundle)]
     wanted = set(sections.split(",") if isinstance(sections, str) else sections)
     out_dir = Path(out).resolve()
     (out_dir / "img").mkdir(parents=True, exist_ok=True)
@@ -695,7 +494,7 @@ def main(bundle: str | list | tuple = "all", quick: bool = False, out: str = "do
         lanes = [conv_training_networks_lane]
         if "inference" in wanted:
             lanes.append(lambda: results.__setitem__("inference", inference(names, tmp, profile, threads)))
-        if "torchrun" in wanted and "knee_eas_unet" in names:
+        if "torchrun" in wanted and profile["torchrun"]["bundle"] in names:
             lanes.append(lambda: results.__setitem__("torchrun", torchrun_section(tmp, profile, threads)))
         if profile["concurrent"]:
             with concurrent.futures.ThreadPoolExecutor(len(lanes)) as pool:
@@ -708,15 +507,9 @@ def main(bundle: str | list | tuple = "all", quick: bool = False, out: str = "do
         add_efficiencies(results["inference"], results["conv"])
     results["total_wall_s"] = time.perf_counter() - start
     results["load_average_end"] = list(os.getloadavg())
-    from scripts import benchmark_report
-
-    results["plots"] = benchmark_report.plots(results, out_dir / "img")
+    results["plots"] = plots(results, out_dir / "img")
     (out_dir / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out_dir / "benchmarks.md").write_text(benchmark_report.markdown(results, profile))
+    (out_dir / "benchmarks.md").write_text(markdown(results, profile))
     print(f"[benchmark] wrote {out_dir / 'benchmarks.md'} in {results['total_wall_s']:.0f} s", flush=True)
     return str(out_dir / "benchmarks.md")
 
-
-if __name__ == "__main__":
-    fire.Fire({"main": main, "torchrun_child": torchrun_child} if len(sys.argv) > 1
-              and sys.argv[1] in ("torchrun_child", "main") else main)

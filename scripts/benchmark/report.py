@@ -1,7 +1,7 @@
 """Markdown tables and PNG plots of a ``scripts.benchmark`` result (kept apart so the measuring code stays short).
 
-    python -m scripts.benchmark_report render docs/benchmarks.json --out docs   # re-render from a stored JSON
-    python -m scripts.benchmark_report reference_overlay                        # docs/img/real_ct_reference.png
+    python -m scripts.benchmark.report render docs/benchmarks.json --out docs   # re-render from a stored JSON
+    python -m scripts.benchmark.report reference_overlay                        # docs/img/real_ct_reference.png
 """
 
 from __future__ import annotations
@@ -11,10 +11,15 @@ from pathlib import Path
 
 import fire
 
-from .benchmark import timed_wall_s
+from scripts.common.bundles import SHARED_DATA
 
 #: goals of issue 9
 GOALS = {"training_ratio": 0.90, "efficiency": 0.6, "two_stage_speedup": 2.0}
+
+
+def timed_wall_s(run: dict) -> float:
+    """The wall time a run's rates and before/after speedups use: the warm run where there is one."""
+    return run.get("warm_wall_s", run["wall_s"])
 
 
 def _f(value, digits: int = 2) -> str:
@@ -29,8 +34,8 @@ def _g(value) -> str:
 def _data(results: dict) -> str:
     """Where the training data of this profile came from."""
     if results["profile"] == "quick":
-        return ("generated boxes (`scripts.benchmark.write_blob_dataset`: one box per class plus noise, tiny volumes, "
-                "not anatomy)")
+        return ("generated boxes (`scripts.benchmark.run.write_blob_dataset`: one box per class plus noise, tiny "
+                "volumes, not anatomy)")
     return ("synthetic phantoms (`scripts.phantoms`, the demo data's renderers; head-and-neck: CT-like volumes rendered "
             "from the real expert organ masks in `../shared/data/hn_oar_masks`)")
 
@@ -100,7 +105,7 @@ def inference_section(results: dict) -> list[str]:
                   "(see also [results.md](results.md)).", ""]
     return ["## Inference: each bundle's `inference.json` on a full-size synthetic volume", "",
             "Each run is its own process, forked from a fork server that has imported MONAI, the networks and ITK "
-            "(`scripts.benchmark_worker`): wall time is that of a warm process (imports excluded), peak RSS is the "
+            "(`scripts.benchmark.worker`): wall time is that of a warm process (imports excluded), peak RSS is the "
             "process's `VmHWM` (the imported libraries included, about 0.5 GB). Untrained weights saved as "
             "`model.pt` (timing only). GFLOP: `FlopCounterMode` count of every network forward the pipeline made. "
             "Efficiency = achieved GFLOP/s / the conv throughput above (conv2d for the 2D bundles, conv3d for "
@@ -112,7 +117,7 @@ def inference_section(results: dict) -> list[str]:
             "s` the second, from which the forward seconds, efficiencies and before/after speedups come; `full "
             "volume s` = first run + the warm rate for the remaining slices of 200 CT / 160 knee slices "
             "(extrapolated, not measured). `before fix` is the same `inference.json` with this benchmark's "
-            "bottleneck fix undone (`scripts.benchmark.BEFORE_FIXES`).", "",
+            "bottleneck fix undone (`scripts.benchmark.profiles.BEFORE_FIXES`).", "",
             *_table(["pipeline", "volume", "wall s", "warm wall s", "full volume s (extrap.)", "peak RSS GB", "GFLOP", "forwards",
                      "forward s", "GFLOP/s (network)", "efficiency network", "efficiency pipeline", "device"], rows),
             "", "### Bottleneck fixes, before and after in this run", "",
@@ -210,7 +215,7 @@ def markdown(results: dict, profile: dict | None = None) -> str:
     if results.get("plots"):
         text += ["## Plots", "", *[f"![{Path(p).stem}](img/{Path(p).name})" for p in results["plots"]], ""]
     if profile is not None:
-        text += ["## Profile (sizes of this run, `scripts.benchmark.PROFILES`)", "", "```",
+        text += ["## Profile (sizes of this run, `scripts.benchmark.profiles`)", "", "```",
                  *[f"{key}: {json.dumps(value, default=list)}" for key, value in profile.items()], "```", ""]
     return "\n".join(text) + "\n"
 
@@ -291,7 +296,7 @@ def reference_overlay(out: str = "docs/img/real_ct_reference.png", slice_index: 
 
     from custom_networks.engine.overlays import blend
 
-    data = Path(__file__).resolve().parents[2] / "shared" / "data" / "totalsegmentator_example"
+    data = SHARED_DATA / "totalsegmentator_example"
     load = LoadImage(reader="ITKReader", image_only=True, ensure_channel_first=True)
     orient = Orientation(axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S")))
     ct = orient(load(str(data / "example_ct_dicom")))[0, :, :, slice_index].numpy()
@@ -310,11 +315,11 @@ def reference_overlay(out: str = "docs/img/real_ct_reference.png", slice_index: 
 
 def render(json_file: str, out: str = "docs") -> None:
     """Re-render ``benchmarks.md`` and the plots from a stored ``benchmarks.json``."""
-    from scripts.benchmark import PROFILES
+    from .profiles import PROFILES
 
     results = json.loads(Path(json_file).read_text())
     results["plots"] = plots(results, Path(out) / "img")
-    (Path(out) / "benchmarks.md").write_text(markdown(results, PROFILES[results["profile"]]))
+    (Path(out) / "benchmarks.md").write_text(markdown(results, PROFILES[results["profile"]]()))
 
 
 if __name__ == "__main__":

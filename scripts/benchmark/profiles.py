@@ -1,0 +1,92 @@
+"""Sizes of the benchmark's two profiles, and the overrides that undo each bottleneck fix (the "before" rows).
+
+Tiny widths are the registry's (:func:`scripts.common.registry.tiny`), the ones every test uses. A profile is
+built when asked for (``PROFILES[name]()``): the quick one reads the head-and-neck organ list, which imports
+the networks, and the parent process of a standard run never needs them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scripts.common.registry import tiny
+
+KNEE, LOWER_LIMB, SPINE, HEAD_NECK = ("knee_eas_unet", "lower_limb_afu_unet", "spine_msr_attention_unet",
+                                      "head_neck_two_stage_unet")
+
+
+def quick() -> dict[str, Any]:
+    """Runs in under a minute: tiny widths, tiny volumes, its sections side by side (``concurrent``), so its
+    timings are a smoke test, not a measurement."""
+    hn_tiny = tiny(HEAD_NECK, "thesis")  # the head-and-neck data here are 8-organ blobs: the thesis organ setup
+    return {
+        "conv2d": (32, 128), "conv3d": (16, 32), "repeats": 2,
+        "train": {
+            KNEE: {**tiny(KNEE), "slices_per_volume": 2},
+            LOWER_LIMB: {**tiny(LOWER_LIMB), "slices_per_volume": 2, "crop_size": [32, 32]},
+            SPINE: {**tiny(SPINE), "slices_per_volume": 2},
+            HEAD_NECK: {**hn_tiny, "pixdim": [2.0, 2.0, 4.0]},
+        },
+        "blob_shape": {KNEE: (8, 32, 32), LOWER_LIMB: (32, 32, 8), SPINE: (32, 32, 8), HEAD_NECK: (48, 48, 24)},
+        "train_volumes": 4, "train_epochs": 2,
+        "infer": {
+            KNEE: {"shape": (2, 32, 32), "overrides": tiny(KNEE)},
+            LOWER_LIMB: {"shape": (32, 32, 2), "overrides": tiny(LOWER_LIMB)},
+            SPINE: {"shape": (32, 32, 2), "overrides": tiny(SPINE)},
+            HEAD_NECK: {"shape": (64, 64, 32), "overrides": {
+                **hn_tiny, "organ_setup": "thesis", "pixdim": [2.0, 2.0, 4.0], "patch_size": [16, 16, 16]}},
+        },
+        "full_slices": {KNEE: 160, LOWER_LIMB: 200, SPINE: 200},
+        "networks": {"scale": 1 / 16, "size2d": 32, "size3d": (16, 16, 16)},
+        "concurrent": True,
+        "torchrun": {"bundle": KNEE, "data": "blobs", "volumes": 4, "epochs": 1,
+                     "overrides": {**tiny(KNEE), "slices_per_volume": 2}},
+    }
+
+
+def standard() -> dict[str, Any]:
+    """What fits about 15 minutes on 2 shared CPU cores. ``None`` widths: the bundle's own default."""
+    return {
+        "conv2d": (64, 256), "conv3d": (32, 64), "repeats": 3,
+        "train": {  # tiny widths on the phantoms' real sizes: the data pipeline's share is what is measured
+            KNEE: {"network_def#features": [8, 16, 32, 64, 128], "slices_per_volume": 4},
+            LOWER_LIMB: {"network_def#features": [8, 16, 32, 64], "slices_per_volume": 4},
+            SPINE: {"network_def#features": [8, 16, 32, 64, 128], "slices_per_volume": 1},
+            HEAD_NECK: {"features": [6, 12, 24, 48], "stage1_size": [64, 64, 32], "pixdim": [3.0, 3.0, 5.0]},
+        },
+        "train_volumes": 6, "train_epochs": 3,
+        # keyword arguments of each bundle's demo-data renderer; a bundle without one (head-and-neck) is rendered
+        # from the real organ masks by ``python -m scripts.prepare_head_neck`` with these options
+        "phantom_args": {LOWER_LIMB: {"num_slices": 8}, SPINE: {"num_slices": 8},
+                         HEAD_NECK: {"cases": "0522c0017,0522c0057,0522c0161", "voxel_size": "3.0,3.0,5.0"}},
+        "infer": {  # full in-plane size and the bundles' default widths; a slab of 1-2 slices for the 2D bundles
+            KNEE: {"shape": (2, 384, 384), "overrides": {}},
+            LOWER_LIMB: {"shape": (512, 512, 1), "overrides": {}},
+            SPINE: {"shape": (512, 512, 2), "overrides": {}},
+            HEAD_NECK: {"shape": (512, 512, 200), "overrides": {"features": [4, 8, 16, 32]}},
+        },
+        "full_slices": {KNEE: 160, LOWER_LIMB: 200, SPINE: 200},
+        "networks": {"scale": 1.0, "size2d": 128, "size3d": (48, 48, 48)},
+        "concurrent": False,
+        "torchrun": {"bundle": KNEE, "data": "phantoms", "volumes": 6, "epochs": 2,
+                     "overrides": {"network_def#features": [8, 16, 32, 64, 128], "slices_per_volume": 2}},
+    }
+
+
+#: profile name -> the function that builds its sizes
+PROFILES = {"quick": quick, "standard": standard}
+
+#: The bottleneck fixes this benchmark led to, and the overrides that undo them, by the network's spatial dims
+#: (2: the slice-by-slice bundles; 3: the head-and-neck two-stage pipeline): each bundle's "before" row runs its
+#: ``inference.json`` with these, in the same run as the fixed one.
+BEFORE_FIXES: dict[int, dict[str, Any]] = {
+    2: {"fix": "channels-last network + torch.inference_mode in LargeSliceInferer",
+        "overrides": {"channels_last": False, "inferer#inference_mode": False}},
+    3: {"fix": "organ boxes from stage 1's own grid; argmax before Invertd (one label channel resampled nearest, "
+               "not nine probability channels bilinear)",
+        "overrides": {
+            "network_def#_target_": "scripts.benchmark.worker.FullGridBoxesTwoStageUNet",
+            "postprocessing#transforms#0": {"_target_": "Invertd", "keys": "pred", "transform": "@preprocessing",
+                                            "orig_keys": "image", "nearest_interp": False, "to_tensor": True},
+            "postprocessing#transforms#1": {"_target_": "AsDiscreted", "keys": "pred", "argmax": True}}},
+}
