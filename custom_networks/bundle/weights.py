@@ -50,6 +50,8 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        if "global" not in str(err):  # the weights-only unpickler names the global (class, function) it refused
+            raise _not_a_checkpoint(path, err) from err
         raise CheckpointError(
             f"{path} holds pickled Python objects besides tensors, which could run code when loaded, so it is "
             "refused (read with torch.load(weights_only=True)). If it comes from a source you trust, re-save "
@@ -58,10 +60,20 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
     except (RuntimeError, EOFError, OSError) as err:
         if isinstance(err, FileNotFoundError):
             raise
-        raise CheckpointError(
-            f"{path} is truncated or not a PyTorch checkpoint ({type(err).__name__}: {str(err).splitlines()[0]}). "
-            "Copy it again, or train the bundle again."
-        ) from err
+        raise _not_a_checkpoint(path, err) from err
+
+
+def _not_a_checkpoint(path: str | os.PathLike, err: Exception) -> CheckpointError:
+    if os.path.getsize(path) == 0:
+        reason = "empty file"
+    elif isinstance(err, pickle.UnpicklingError):
+        reason = "its bytes are not a saved state dict"
+    else:
+        reason = (str(err).splitlines() or ["no message"])[0]
+    return CheckpointError(
+        f"{path} is truncated or not a PyTorch checkpoint ({type(err).__name__}: {reason}). "
+        "Copy it again, or train the bundle again."
+    )
 
 
 def state_dict_of(checkpoint: Any, key: str = "model") -> Any:
@@ -82,5 +94,5 @@ def mismatch_error(path: str | os.PathLike, err: Exception) -> CheckpointError:
     return CheckpointError(
         f"{path} holds the weights of another network than the one configured: is it another bundle's "
         "checkpoint, or trained with other network settings (--network_def#features, --features ...)? Pass the "
-        f"same overrides as for training. ({str(err).splitlines()[0]} ...)"
+        f"same overrides as for training. ({(str(err).splitlines() or [type(err).__name__])[0]} ...)"
     )
