@@ -644,7 +644,7 @@ def best_interval_dice(image: np.ndarray, mask: np.ndarray, region: np.ndarray |
     used = np.nonzero(np.bincount(b[inside], minlength=nb))[0]
     i, j = used[:, None], used[None, :] + 1  # intervals starting and ending on bins the organ uses
     inter, sel = co[j] - co[i], ca[j] - ca[i]
-    dice = np.where(j > i, 2.0 * inter / (n_org + sel), 0.0)
+    dice = np.divide(2.0 * inter, n_org + sel, out=np.zeros_like(inter), where=j > i)  # empty intervals: 0
     k = np.unravel_index(int(np.argmax(dice)), dice.shape)
     return float(dice[k]), int(lo_v + used[k[0]] * bin_hu), int(lo_v + (used[k[1]] + 1) * bin_hu - 1)
 

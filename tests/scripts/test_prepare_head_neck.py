@@ -182,7 +182,8 @@ def test_prepare_cli_outputs(tmp_path):
     assert 6 not in np.unique(np.asarray(lab.dataobj)) and 7 in np.unique(np.asarray(lab.dataobj))
     assert nib.aff2axcodes(lab.affine) == ("L", "P", "S")
     before = (out / "images" / "0522c0659.nii.gz").read_bytes()
-    prepare(src, out, voxel_size="4,4,5", seed=0, workers=1, log=None)  # own folder: rewritten, same bytes
+    with pytest.warns(UserWarning, match="parotid_lt"):  # own folder: rewritten, same bytes
+        prepare(src, out, voxel_size="4,4,5", seed=0, workers=1, log=None)
     assert (out / "images" / "0522c0659.nii.gz").read_bytes() == before
 
 
