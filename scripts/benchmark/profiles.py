@@ -20,7 +20,7 @@ def quick() -> dict[str, Any]:
     timings are a smoke test, not a measurement."""
     hn_tiny = tiny(HEAD_NECK, "thesis")  # the head-and-neck data here are 8-organ blobs: the thesis organ setup
     return {
-        "conv2d": (32, 128), "conv3d": (16, 32), "repeats": 2,
+        "conv_grid": {"conv2d": ([32, 64], 64), "conv3d": ([16, 32], 16)}, "repeats": 2,
         "train": {
             KNEE: {**tiny(KNEE), "slices_per_volume": 2},
             LOWER_LIMB: {**tiny(LOWER_LIMB), "slices_per_volume": 2, "crop_size": [32, 32]},
@@ -47,7 +47,8 @@ def quick() -> dict[str, Any]:
 def standard() -> dict[str, Any]:
     """What fits about 15 minutes on 2 shared CPU cores. ``None`` widths: the bundle's own default."""
     return {
-        "conv2d": (64, 256), "conv3d": (32, 64), "repeats": 3,
+        # the yardstick: widths x one input size per dimension, each contiguous and channels-last; the best counts
+        "conv_grid": {"conv2d": ([32, 64, 128, 256], 128), "conv3d": ([32, 64, 128], 32)}, "repeats": 3,
         "train": {  # tiny widths on the phantoms' real sizes: the data pipeline's share is what is measured
             KNEE: {"network_def#features": [8, 16, 32, 64, 128], "slices_per_volume": 4},
             LOWER_LIMB: {"network_def#features": [8, 16, 32, 64], "slices_per_volume": 4},

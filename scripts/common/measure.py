@@ -21,6 +21,42 @@ def device_name() -> str:
     return f"cpu ({torch.get_num_threads()} threads, {os.cpu_count()} cores)"
 
 
+#: fp32 FLOP per cycle and core of each x86 vector instruction set, widest first, and why: two FMA units per
+#: core, as every AVX2 core since Intel Haswell and AMD Zen has (AVX-512 parts with one unit reach half)
+FP32_FLOP_PER_CYCLE = {
+    "avx512f": (64, "16 lanes x 2 FLOP per FMA x 2 FMA units"),
+    "fma": (32, "8 lanes x 2 FLOP per FMA x 2 FMA units (AVX2)"),
+    "avx": (16, "8 lanes x (1 multiply + 1 add unit)"),
+    "sse2": (8, "4 lanes x (1 multiply + 1 add unit)"),
+}
+
+
+def cpu_peak_gflops(threads: int, cpuinfo: str | None = None) -> dict:
+    """The CPU's theoretical fp32 peak for ``threads`` cores: cores x clock x FLOP per cycle of the widest vector
+    instruction set ``/proc/cpuinfo`` lists, with how it was derived. The clock is the nominal one of the model
+    name (``@ 2.20GHz``) or else the kernel's ``cpu MHz``; boost clocks may exceed either."""
+    import re
+
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return {"gflops_per_s": None, "derivation": "no /proc/cpuinfo on this system"}
+    flags = re.search(r"^flags\s*:(.*)$", cpuinfo, re.M)
+    isa = next((name for name in FP32_FLOP_PER_CYCLE if flags and name in flags.group(1).split()), None)
+    nominal = re.search(r"@\s*([0-9.]+)\s*GHz", cpuinfo)
+    reported = re.search(r"^cpu MHz\s*:\s*([0-9.]+)", cpuinfo, re.M)
+    ghz = float(nominal.group(1)) if nominal else float(reported.group(1)) / 1000 if reported else None
+    if isa is None or ghz is None:
+        return {"gflops_per_s": None, "derivation": "no vector instruction set or clock in /proc/cpuinfo"}
+    per_cycle, why = FP32_FLOP_PER_CYCLE[isa]
+    source = "model name" if nominal else "cpu MHz"
+    return {"gflops_per_s": threads * ghz * per_cycle, "threads": threads, "ghz": ghz, "isa": isa,
+            "flop_per_cycle": per_cycle,
+            "derivation": f"{threads} cores x {ghz:.3f} GHz ({source} in /proc/cpuinfo) x {per_cycle} fp32 FLOP "
+                          f"per cycle ({isa}: {why})"}
+
+
 def torch_device():
     """The first GPU if there is one, else the CPU."""
     import torch

@@ -24,16 +24,28 @@ def _numbers(obj, path=""):
         yield path, obj
 
 
-def test_quick_benchmark_writes_every_figure(tmp_path):
-    proc = subprocess.run([PYTHON, "-m", "scripts.benchmark", "--quick", f"--out={tmp_path}"], cwd=REPO,
-                          env=subprocess_env(), capture_output=True, text=True, timeout=900)
+def _published_page() -> dict:
+    return {p: p.read_bytes() for p in sorted((REPO / "docs").rglob("*")) if p.is_file()}
+
+
+def test_quick_benchmark_writes_every_figure_to_a_scratch_folder(tmp_path):
+    published = _published_page()
+    env = {**subprocess_env(), "TMPDIR": str(tmp_path)}  # the scratch folder lands under tmp_path
+    proc = subprocess.run([PYTHON, "-m", "scripts.benchmark", "--quick"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    results = json.loads((tmp_path / "benchmarks.json").read_text())
+    assert _published_page() == published  # a run without --out leaves docs/ as it was
+    out = tmp_path / "medseg_benchmark" / "quick"
+    results = json.loads((out / "benchmarks.json").read_text())
     numbers = list(_numbers(results))
     bad = [(p, v) for p, v in numbers if not math.isfinite(v)]
     assert not bad, bad
     assert results["device"] and results["profile"] == "quick"
     assert {"conv2d", "conv3d"} <= set(results["conv"])
+    for conv in results["conv"].values():  # the yardstick is the best of the measured grid, both memory formats
+        assert {r["memory_format"] for r in conv["all"]} == {"contiguous", "channels_last"}
+        assert conv["gflops_per_s"] == max(r["gflops_per_s"] for r in conv["all"])
+    assert results["cpu_peak"]["derivation"]
     for bundle in names():
         train = results["training"][bundle]
         if "skipped" in train:
@@ -53,7 +65,19 @@ def test_quick_benchmark_writes_every_figure(tmp_path):
     assert all(r["monai"]["parameters"] > 0 and r["latency_s"] > 0 for r in results["networks"].values())
     assert set(results["torchrun"]["rows"]) == {"1", "2"}
     assert all(r["samples_per_s"] > 0 for r in results["torchrun"]["rows"].values())
-    markdown = (tmp_path / "benchmarks.md").read_text()
+    markdown = (out / "benchmarks.md").read_text()
     assert results["device"] in markdown and "nan" not in markdown.lower().split()
     for png in results["plots"]:
-        assert (tmp_path / "img" / png.split("/")[-1]).stat().st_size < 300_000
+        assert (out / "img" / png.split("/")[-1]).stat().st_size < 300_000
+
+
+def test_cpu_peak_is_cores_times_clock_times_the_widest_instruction_set():
+    from scripts.common.measure import cpu_peak_gflops
+
+    xeon = "model name\t: Intel(R) Xeon(R) CPU E5-2680 v3 @ 2.50GHz\ncpu MHz\t\t: 1200.000\nflags\t\t: sse2 avx fma avx2\n"
+    peak = cpu_peak_gflops(4, xeon)
+    assert peak["gflops_per_s"] == 4 * 2.5 * 32 and peak["isa"] == "fma"  # nominal clock, AVX2 + FMA: 32/cycle
+    assert "2.500 GHz" in peak["derivation"] and "model name" in peak["derivation"]
+    epyc = "model name\t: AMD EPYC\ncpu MHz\t\t: 2445.404\nflags\t\t: sse2 avx fma avx2 avx512f\n"
+    assert cpu_peak_gflops(2, epyc)["gflops_per_s"] == 2 * 2.445404 * 64  # no nominal clock: the kernel's
+    assert cpu_peak_gflops(2, "model name\t: some ARM core\n")["gflops_per_s"] is None
