@@ -113,9 +113,11 @@ def test_train_without_data_says_how_to_make_it(tmp_path):
     assert not (tmp_path / "model.pt").exists()
 
 
-def test_two_process_torchrun_gloo(knee_data, tmp_path):
+def test_two_process_torchrun_gloo_through_the_multi_node_rendezvous(knee_data, tmp_path):
+    """The README's multi-node command (c10d rendezvous), as one node of two processes."""
     configs = f"['{CONFIGS / 'train.json'}','{CONFIGS / 'multi_gpu_train.json'}']"
-    cmd = [PYTHON, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+    cmd = [PYTHON, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2", "--rdzv_backend=c10d",
+           "--rdzv_endpoint=localhost:29517", "--rdzv_id=knee-test",
            "-m", "monai.bundle", "run", "--config_file", configs, f"--dataset_dir={knee_data}",
            f"--ckpt_dir={tmp_path}", f"--output_dir={tmp_path / 'tb'}", "--max_epochs=1", *TINY_CLI,
            # two validation cases so each rank gets one
