@@ -17,6 +17,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "onnx": ("onnx", "export"),
     "onnxscript": ("onnxscript", "export"),
     "onnxruntime": ("onnxruntime", "export"),
+    "openvino": ("openvino", "export"),
     "matplotlib": ("matplotlib", "plots"),
 }
 

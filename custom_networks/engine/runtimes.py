@@ -1,0 +1,160 @@
+"""Run a bundle's network in a CPU inference runtime (ONNX Runtime or OpenVINO) with the same pre- and
+post-processing: the ``runtime`` key of every ``inference.json`` (issue 19; this project's addition, not a
+paper step).
+
+:class:`RuntimeHandler` is an evaluator handler listed after the checkpoint loader. When the evaluator starts
+(after the loader has put the trained weights into ``@network``) it gives the evaluator a network whose parts
+run in the chosen runtime, and puts the torch network back when the run ends, so a reused workflow (MONAI
+Label) loads weights into the same object every time. Each part is exported to ONNX at its first call, with that
+call's input as the example (:func:`~custom_networks.compression.onnx_export.export_onnx`, dynamic batch and
+spatial axes, checked against torch), and the file is kept in a cache folder named by a hash of the part's
+weights, so later runs only open it.
+
+``runtime``: ``"torch"`` (no change), ``"onnxruntime"`` or ``"openvino"``. ``parts``: dotted names of the
+submodules to run in the runtime (``""``, the default: the whole network); the two-stage head-and-neck network
+names stage 1 and its organ nets, whose box search between them is NumPy and stays in Python.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn as nn
+
+from ..compression.onnx_export import OnnxRuntimeNetwork, as_numpy, as_plain_tensor, export_onnx
+from ..extras import require
+from ..writers.base import write_atomically
+
+__all__ = ["RUNTIMES", "ExportedPart", "OpenVinoNetwork", "RuntimeHandler", "default_cache_dir"]
+
+#: the values of the bundles' ``runtime`` key
+RUNTIMES = ("torch", "onnxruntime", "openvino")
+
+
+def default_cache_dir() -> Path:
+    """``$MEDSEG_RUNTIME_CACHE``, else ``~/.cache/medseg_bundles/runtime``: where exported parts are kept."""
+    return Path(os.environ.get("MEDSEG_RUNTIME_CACHE") or Path.home() / ".cache" / "medseg_bundles" / "runtime")
+
+
+class OpenVinoNetwork(nn.Module):
+    """An ONNX file compiled by OpenVINO for the CPU, behind the torch network interface.
+
+    ``forward(x)``: ``(B, C_in, *S)`` tensor or MetaTensor -> ``(B, C_out, *S)`` plain float tensor on ``x``'s
+    device. Any shape the file's dynamic axes allow; OpenVINO reshapes on a new input shape.
+    """
+
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None) -> None:
+        super().__init__()
+        ov = require("openvino", "OpenVINO inference")
+        config = {"INFERENCE_NUM_THREADS": int(num_threads)} if num_threads else {}
+        self.path = Path(path)
+        self.compiled = ov.Core().compile_model(str(self.path), "CPU", config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = as_plain_tensor(x)
+        out = self.compiled(as_numpy(x))[self.compiled.output(0)]
+        return torch.from_numpy(out).to(device=x.device, dtype=x.dtype if x.is_floating_point() else torch.float32)
+
+
+def _weights_hash(module: nn.Module) -> str:
+    digest = hashlib.sha1(type(module).__qualname__.encode())
+    for key, value in module.state_dict().items():
+        digest.update(key.encode())
+        digest.update(str(tuple(value.shape)).encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:20]
+
+
+class ExportedPart(nn.Module):
+    """``module`` run in ``runtime``: exported to ONNX at the first call (that call's input is the example), the
+    file cached in ``cache_dir`` under a hash of the weights and the input's rank.
+
+    ``forward(x)``: what ``module(x)`` returns, ``(B, C_out, *S)``, computed by the runtime on the CPU in float32.
+    """
+
+    def __init__(self, module: nn.Module, runtime: str = "onnxruntime", cache_dir: str | os.PathLike | None = None,
+                 num_threads: int | None = None) -> None:
+        super().__init__()
+        if runtime not in RUNTIMES[1:]:
+            raise ValueError(f"runtime {runtime!r} is not one of {', '.join(RUNTIMES[1:])} (or 'torch').")
+        self.torch_module = [module]  # a list: not a submodule, so this wrapper adds no weights to a state dict
+        self.runtime, self.num_threads = runtime, num_threads
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.session: nn.Module | None = None
+
+    def _open(self, x: torch.Tensor) -> nn.Module:
+        module = self.torch_module[0]
+        path = self.cache_dir / f"{type(module).__name__}_{_weights_hash(module)}_{x.ndim}d.onnx"
+        if not path.is_file():
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            example = as_plain_tensor(x)[:1].detach().to("cpu", torch.float32)
+            write_atomically(path, lambda tmp: export_onnx(module, example, tmp))
+        if self.runtime == "openvino":
+            return OpenVinoNetwork(path, self.num_threads)
+        return OnnxRuntimeNetwork(path, self.num_threads)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.session is None:
+            self.session = self._open(x)
+        return self.session(x)
+
+
+class RuntimeHandler:
+    """Evaluator handler: run the network's ``parts`` in ``runtime`` for the length of each evaluator run.
+
+    Attach it after the checkpoint loader (both act on ``Events.STARTED``, in the order attached). ``"torch"``
+    leaves the evaluator as it is. Defaults: ``parts=("",)`` (the whole network), the cache folder of
+    :func:`default_cache_dir`, the runtime's own thread count.
+    """
+
+    def __init__(self, runtime: str = "torch", parts: Sequence[str] = ("",), cache_dir: str | None = None,
+                 num_threads: int | None = None) -> None:
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime {runtime!r} is not one of {', '.join(RUNTIMES)}; pass --runtime torch, "
+                             "onnxruntime or openvino.")
+        self.runtime, self.parts, self.cache_dir, self.num_threads = runtime, list(parts), cache_dir, num_threads
+        self._torch_network: nn.Module | None = None
+
+    def attach(self, engine: Any) -> None:
+        from ignite.engine import Events
+
+        if self.runtime != "torch":
+            engine.add_event_handler(Events.STARTED, self.started)
+            engine.add_event_handler(Events.COMPLETED, self.completed)
+            engine.add_event_handler(Events.EXCEPTION_RAISED, self.completed)
+
+    def _part(self, module: nn.Module) -> ExportedPart:
+        return ExportedPart(module, self.runtime, self.cache_dir, self.num_threads)
+
+    def started(self, engine: Any) -> None:
+        self._torch_network = net = engine.network
+        if self.parts == [""]:
+            engine.network = self._part(net)
+            return
+        runtime_net = copy.copy(net)  # shallow: the torch weights are shared, only the listed parts are replaced
+        runtime_net._modules = dict(net._modules)
+        for name in self.parts:
+            parent_name, _, leaf = name.rpartition(".")
+            parent = runtime_net.get_submodule(parent_name) if parent_name else runtime_net
+            if parent is not runtime_net and parent_name:
+                # copy each container on the way so that the torch network keeps its own modules
+                copied = copy.copy(parent)
+                copied._modules = dict(parent._modules)
+                _set_submodule(runtime_net, parent_name, copied)
+                parent = copied
+            parent._modules[leaf] = self._part(net.get_submodule(name))
+        engine.network = runtime_net
+
+    def completed(self, engine: Any, *_: Any) -> None:
+        if self._torch_network is not None:
+            engine.network, self._torch_network = self._torch_network, None
+
+
+def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, leaf = name.rpartition(".")
+    (root.get_submodule(parent_name) if parent_name else root)._modules[leaf] = module
