@@ -78,18 +78,19 @@ class ExportedPart(nn.Module):
     """
 
     def __init__(self, module: nn.Module, runtime: str = "onnxruntime", cache_dir: str | os.PathLike | None = None,
-                 num_threads: int | None = None) -> None:
+                 num_threads: int | None = None, weights_hash: str | None = None) -> None:
         super().__init__()
         if runtime not in RUNTIMES[1:]:
             raise ValueError(f"runtime {runtime!r} is not one of {', '.join(RUNTIMES[1:])} (or 'torch').")
         self.torch_module = [module]  # a list: not a submodule, so this wrapper adds no weights to a state dict
         self.runtime, self.num_threads = runtime, num_threads
+        self.weights_hash = weights_hash or _weights_hash(module)
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.session: nn.Module | None = None
 
     def _open(self, x: torch.Tensor) -> nn.Module:
         module = self.torch_module[0]
-        path = self.cache_dir / f"{type(module).__name__}_{_weights_hash(module)}_{x.ndim}d.onnx"
+        path = self.cache_dir / f"{type(module).__name__}_{self.weights_hash}_{x.ndim}d.onnx"
         if not path.is_file():
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             example = as_plain_tensor(x)[:1].detach().to("cpu", torch.float32)
@@ -119,6 +120,7 @@ class RuntimeHandler:
                              "onnxruntime or openvino.")
         self.runtime, self.parts, self.cache_dir, self.num_threads = runtime, list(parts), cache_dir, num_threads
         self._torch_network: nn.Module | None = None
+        self._opened: dict[tuple[str, str], ExportedPart] = {}  # (part, weights hash): reused while weights stay
 
     def attach(self, engine: Any) -> None:
         from ignite.engine import Events
@@ -128,13 +130,17 @@ class RuntimeHandler:
             engine.add_event_handler(Events.COMPLETED, self.completed)
             engine.add_event_handler(Events.EXCEPTION_RAISED, self.completed)
 
-    def _part(self, module: nn.Module) -> ExportedPart:
-        return ExportedPart(module, self.runtime, self.cache_dir, self.num_threads)
+    def _part(self, name: str, module: nn.Module) -> ExportedPart:
+        key = (name, _weights_hash(module))
+        if key not in self._opened:  # new weights (or the first run): drop this part's older session
+            self._opened = {k: v for k, v in self._opened.items() if k[0] != name}
+            self._opened[key] = ExportedPart(module, self.runtime, self.cache_dir, self.num_threads, key[1])
+        return self._opened[key]
 
     def started(self, engine: Any) -> None:
         self._torch_network = net = engine.network
         if self.parts == [""]:
-            engine.network = self._part(net)
+            engine.network = self._part("", net)
             return
         runtime_net = copy.copy(net)  # shallow: the torch weights are shared, only the listed parts are replaced
         runtime_net._modules = dict(net._modules)
@@ -147,7 +153,7 @@ class RuntimeHandler:
                 copied._modules = dict(parent._modules)
                 _set_submodule(runtime_net, parent_name, copied)
                 parent = copied
-            parent._modules[leaf] = self._part(net.get_submodule(name))
+            parent._modules[leaf] = self._part(name, net.get_submodule(name))
         engine.network = runtime_net
 
     def completed(self, engine: Any, *_: Any) -> None:

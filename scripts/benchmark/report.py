@@ -92,8 +92,14 @@ def training_section(results: dict) -> list[str]:
 
 
 def inference_section(results: dict) -> list[str]:
-    rows, fixes, hn = [], [], []
+    rows, fixes, hn, runtimes = [], [], [], []
     for bundle, entry in results.get("inference", {}).items():
+        torch_run = entry["runs"]["inference.json"]
+        for rt, speedup in entry.get("runtime_speedup", {}).items():
+            r = entry["runs"][f"runtime {rt}"]
+            runtimes.append([bundle, f"`--runtime {rt}`", _f(timed_wall_s(torch_run), 1), _f(timed_wall_s(r), 1),
+                             f"**{_f(speedup)}x**", _f(torch_run["forward_s"], 1), _f(r["forward_s"], 1),
+                             _f(entry["runtime_network_speedup"][rt]), _f(r["peak_rss_gb"]), results["device"]])
         for name, r in entry["runs"].items():
             forwards = ", ".join(f"{k} x{v['forwards']}" for k, v in r["networks"].items())
             rows.append([f"{bundle} `{name}`", "x".join(map(str, entry["volume_shape"])), _f(r["wall_s"], 1),
@@ -135,7 +141,13 @@ def inference_section(results: dict) -> list[str]:
                      "forward s", "GFLOP/s (network)", "efficiency network", "efficiency pipeline", "device"], rows),
             "", "### Bottleneck fixes, before and after in this run", "",
             *_table(["bundle", "fix", "before s", "after s", "speedup", "network forwards speedup",
-                     "peak RSS GB before -> after", "device"], fixes), "", *hn]
+                     "peak RSS GB before -> after", "device"], fixes), "", *hn,
+            "### CPU runtimes: the same `inference.json` with `--runtime onnxruntime` / `openvino`", "",
+            "The network (stage 1 and the organ nets for head-and-neck) exported to ONNX once per weights (an "
+            "untimed first run for head-and-neck; the 2D bundles' warm run) and run by the runtime; the same pre- "
+            "and post-processing. Speedup = torch's wall time / the runtime's (warm where there is one).", "",
+            *_table(["bundle", "runtime", "torch s", "runtime s", "speedup", "torch forwards s", "runtime forwards s",
+                     "forwards speedup", "peak RSS GB", "device"], runtimes), ""]
 
 
 def networks_section(results: dict) -> list[str]:
@@ -191,6 +203,9 @@ def headline(results: dict) -> list[str]:
         lines.append(f"- inference {bundle}: efficiency {_f(r['efficiency_network'])} (network forwards), "
                      f"{_f(r['efficiency_pipeline'])} (whole pipeline); goal >= {GOALS['efficiency']}; bottleneck "
                      f"fix {_f(entry['fix_speedup'])}x faster than before")
+        if entry.get("runtime_speedup"):
+            lines.append(f"- inference {bundle} in other runtimes: " + ", ".join(
+                f"{rt} {_f(v)}x" for rt, v in entry["runtime_speedup"].items()) + " the speed of torch")
         if "two_stage_speedup" in entry:
             lines.append(f"- head-neck two-stage vs single-stage: {_f(entry['two_stage_speedup'])}x faster; goal >= "
                          f"{GOALS['two_stage_speedup']}x")

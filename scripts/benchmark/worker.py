@@ -14,6 +14,7 @@ for the before/after rows.
 from __future__ import annotations
 
 import importlib
+import os
 import time
 import traceback
 from pathlib import Path
@@ -24,6 +25,7 @@ import monai.engines  # noqa: F401
 import torch
 import torch._dynamo  # noqa: F401  (FlopCounterMode imports it on first use: 1.6 s in every child otherwise)
 import torch.nn.functional as F
+from ignite.engine import Events
 
 import custom_networks  # noqa: F401
 from custom_networks import TwoStageUNet
@@ -68,28 +70,40 @@ def _record_forwards(leaves: dict) -> tuple[dict, list]:
 
 
 def run_pipeline(spec: dict) -> dict:
-    """One bundle pipeline (``spec``: bundle, config files, overrides, ``warm``) with untrained weights saved as
-    its ``model.pt``: wall seconds of ``run()``, this process's peak RSS, FLOPs and seconds of every forward.
+    """One bundle pipeline (``spec``: bundle, config files, overrides, ``warm``, ``untimed_first_run``,
+    ``runtime_cache``) with untrained weights saved as its ``model.pt``: wall seconds of ``run()``, this
+    process's peak RSS, FLOPs and seconds of every forward (timed on the network the evaluator runs, which
+    under ``--runtime onnxruntime`` / ``openvino`` is the exported one; FLOPs counted on the torch network).
 
     With ``warm`` the pipeline runs a second time in the same process and that run's wall and forward seconds
     are reported too (``warm_wall_s``, ``forward_s``): the first run also pays one-off set-up (oneDNN kernels
     for every layer shape, first-touch allocations), which a whole volume pays once, not per slice."""
     ckpt = Path(spec["overrides"]["ckpt_dir"])
     ckpt.mkdir(parents=True, exist_ok=True)
+    if spec.get("runtime_cache"):  # this forked child only: the run's own cache of exported networks
+        os.environ["MEDSEG_RUNTIME_CACHE"] = spec["runtime_cache"]
     wf = Bundle(spec["bundle"]).workflow(spec["files"], "infer", **spec["overrides"])
     wf.initialize()
     torch.manual_seed(0)
     torch.save(wf.parser.get_parsed_content("network_def").state_dict(), ckpt / "model.pt")  # untrained weights
     leaves = _leaf_networks(wf.parser.get_parsed_content("network"))
+    recorded: dict = {}
+
+    def record(engine) -> None:  # on the network the evaluator runs: after the loader and the runtime handler
+        recorded["calls"], recorded["handles"] = _record_forwards(_leaf_networks(engine.network))
+
+    wf.parser.get_parsed_content("evaluator").add_event_handler(Events.STARTED, record)
+    if spec.get("untimed_first_run"):  # a runtime's export happens once per weights, before the timed run
+        wf.run()
     walls = []
     for _ in range(2 if spec.get("warm") else 1):
-        calls, handles = _record_forwards(leaves)
         start = time.perf_counter()
         wf.run()
         sync()
         walls.append(time.perf_counter() - start)
-        for handle in handles:
+        for handle in recorded["handles"]:
             handle.remove()
+    calls = recorded["calls"]
     rss = peak_rss_gb()  # before the FLOP counting below adds its own allocations
     wf.finalize()
     per_net = {}

@@ -65,6 +65,15 @@ def test_the_handler_runs_the_named_parts_and_gives_the_torch_network_back(tmp_p
         torch.testing.assert_close(engine.network(x), net(x), atol=1e-4, rtol=1e-4)
     handler.completed(engine)
     assert engine.network is net
+    first = [handler._opened[k] for k in sorted(handler._opened)]  # stage1, stage2.a, stage2.b
+    handler.started(engine)  # the next run, same weights: the open sessions again
+    assert [handler._opened[k] for k in sorted(handler._opened)] == first
+    handler.completed(engine)
+    with torch.no_grad():
+        net.stage1.head.weight.add_(1.0)  # new weights (as a reloaded checkpoint): stage 1 exported anew
+    handler.started(engine)
+    assert engine.network.stage1 is not first[0] and engine.network.stage2["a"] in first
+    assert len(handler._opened) == 3
     with pytest.raises(ValueError, match="onnxruntime or openvino"):
         RuntimeHandler("tensorrt")
 

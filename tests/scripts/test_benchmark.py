@@ -54,12 +54,14 @@ def test_quick_benchmark_writes_every_figure_to_a_scratch_folder(tmp_path):
             assert [r["variant"] for r in train["rows"]] == ["cache", "no_cache", "cache_thread"]
             assert all(r["pure_s"] > 0 and r["full_s"] > 0 and r["ratio"] > 0 for r in train["rows"])
         infer = results["inference"][bundle]
-        assert {"inference.json", "before fix"} <= set(infer["runs"]) and infer["fix_speedup"] > 0, bundle
+        assert {"inference.json", "before fix", "runtime onnxruntime", "runtime openvino"} <= set(infer["runs"])
+        assert infer["fix_speedup"] > 0 and all(v > 0 for v in infer["runtime_speedup"].values()), bundle
         for run in infer["runs"].values():
             for key in ("wall_s", "peak_rss_gb", "gflop", "efficiency_network", "efficiency_pipeline"):
                 assert run[key] > 0, (bundle, key)
     hn = results["inference"]["head_neck_two_stage_unet"]
-    assert set(hn["runs"]) == {"inference.json", "before fix", "inference_baseline.json"}
+    assert set(hn["runs"]) == {"inference.json", "before fix", "inference_baseline.json", "runtime onnxruntime",
+                               "runtime openvino"}
     assert hn["two_stage_speedup"] > 0
     assert len(results["networks"]) == 4
     assert all(r["monai"]["parameters"] > 0 and r["latency_s"] > 0 for r in results["networks"].values())
