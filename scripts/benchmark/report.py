@@ -47,9 +47,12 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
 
 def conv_section(results: dict) -> list[str]:
     dev = results["device"]
+    def rate(r: dict, best: dict) -> str:
+        return f"**{_f(r['gflops_per_s'], 1)}** (best)" if r["gflops_per_s"] == best["gflops_per_s"] else \
+            _f(r["gflops_per_s"], 1)
+
     rows = [[name, "x".join(map(str, r["shape"])), r["memory_format"], _f(r["gflop"]), _f(r["seconds"], 3),
-             ("**" + _f(r["gflops_per_s"], 1) + "** (best)") if r["gflops_per_s"] == best["gflops_per_s"] else _f(r["gflops_per_s"], 1),
-             dev]
+             rate(r, best), dev]
             for name, best in results["conv"].items() for r in best.get("all", [best])]
     peak = results.get("cpu_peak") or {}
     lines = ["## Conv throughput (the yardstick of every efficiency below)", "",
