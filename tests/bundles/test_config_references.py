@@ -12,13 +12,14 @@ from ignite.engine import Events
 from ignite.handlers import ProgressBar
 from monai.handlers import CheckpointLoader, LrScheduleHandler, StatsHandler, TensorBoardStatsHandler
 
-from custom_networks.engine.validation import LastEpochValidationHandler
 from custom_networks.engine.checkpoints import AtomicCheckpointSaver
 from custom_networks.engine.resume import ResumableTraining
+from custom_networks.engine.validation import LastEpochValidationHandler
+from scripts.common.bundles import names
 from tests.bundles.helpers import BundleUnderTest
 from tests.conftest import REPO
 
-BUNDLES = sorted(p.name for p in (REPO / "bundles").iterdir() if (p / "configs" / "train.json").is_file())
+BUNDLES = names()
 CONFIGS = sorted((REPO / "bundles").glob("*/configs/*.json"))
 #: an id that steps into a list by its index (``validate#handlers#2``, also as an override key)
 POSITION = re.compile(r"\w#\d+\b")

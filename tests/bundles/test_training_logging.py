@@ -10,10 +10,11 @@ import pytest
 from ignite.handlers import ProgressBar
 from monai.handlers import StatsHandler, TensorBoardStatsHandler
 
+from scripts.common.bundles import names
 from tests.bundles.helpers import BundleUnderTest
 from tests.conftest import REPO
 
-BUNDLES = sorted(p.name for p in (REPO / "bundles").iterdir() if (p / "configs" / "train.json").is_file())
+BUNDLES = names()
 
 
 def _targets(node):
