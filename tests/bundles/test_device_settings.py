@@ -43,6 +43,8 @@ def test_amp_follows_the_device(name, config):
     assert parser.get_parsed_content("amp") is False
     parser["device"] = "$torch.device('cuda:0')"
     assert parser.get_parsed_content("amp", lazy=False) is True
+    parser["device"] = "cpu"  # MONAI Label passes the device as a string
+    assert parser.get_parsed_content("amp", lazy=False) is False
 
 
 @pytest.mark.parametrize("name", names())
