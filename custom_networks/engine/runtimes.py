@@ -142,25 +142,31 @@ class RuntimeHandler:
         if self.parts == [""]:
             engine.network = self._part("", net)
             return
-        runtime_net = copy.copy(net)  # shallow: the torch weights are shared, only the listed parts are replaced
-        runtime_net._modules = dict(net._modules)
-        for name in self.parts:
-            parent_name, _, leaf = name.rpartition(".")
-            parent = runtime_net.get_submodule(parent_name) if parent_name else runtime_net
-            if parent is not runtime_net and parent_name:
-                # copy each container on the way so that the torch network keeps its own modules
-                copied = copy.copy(parent)
-                copied._modules = dict(parent._modules)
-                _set_submodule(runtime_net, parent_name, copied)
-                parent = copied
-            parent._modules[leaf] = self._part(name, net.get_submodule(name))
-        engine.network = runtime_net
+        engine.network = _with_parts(net, {name: self._part(name, net.get_submodule(name)) for name in self.parts})
 
     def completed(self, engine: Any, *_: Any) -> None:
         if self._torch_network is not None:
             engine.network, self._torch_network = self._torch_network, None
 
 
-def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
-    parent_name, _, leaf = name.rpartition(".")
-    (root.get_submodule(parent_name) if parent_name else root)._modules[leaf] = module
+def _with_parts(net: nn.Module, parts: dict[str, nn.Module]) -> nn.Module:
+    """A shallow copy of ``net`` whose submodules named in ``parts`` are replaced; every container on the way is
+    copied once, so ``net`` keeps its own modules and the weights are shared."""
+    copies = {"": _shallow_copy(net)}
+    for name, part in parts.items():
+        *path, leaf = name.split(".")
+        parent = ""
+        for step in path:
+            child = f"{parent}.{step}" if parent else step
+            if child not in copies:
+                copies[child] = _shallow_copy(copies[parent]._modules[step])
+                copies[parent]._modules[step] = copies[child]
+            parent = child
+        copies[parent]._modules[leaf] = part
+    return copies[""]
+
+
+def _shallow_copy(module: nn.Module) -> nn.Module:
+    copied = copy.copy(module)
+    copied._modules = dict(module._modules)
+    return copied
