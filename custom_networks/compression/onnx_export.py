@@ -40,6 +40,11 @@ def as_numpy(x: Any) -> np.ndarray:
     return np.ascontiguousarray(as_plain_tensor(x).detach().to("cpu", torch.float32).numpy())
 
 
+def like_input(out: np.ndarray, x: torch.Tensor) -> torch.Tensor:
+    """A runtime's NumPy output as a tensor on ``x``'s device with ``x``'s float dtype (float32 for other inputs)."""
+    return torch.from_numpy(out).to(device=x.device, dtype=x.dtype if x.is_floating_point() else torch.float32)
+
+
 def _dynamic_axes(ndim: int) -> list[int]:
     """Batch (0) and every spatial axis (2..ndim-1); channels stay fixed."""
     return [0, *range(2, ndim)]
@@ -201,8 +206,7 @@ class OnnxRuntimeNetwork(nn.Module):
                 f"{self.path.name} expects a {self.input_rank}D input (B, C, *spatial), got shape {tuple(x.shape)}."
             )
         out = self.session.run(None, {self.input_name: as_numpy(x)})[0]
-        dtype = x.dtype if x.is_floating_point() else torch.float32
-        return torch.from_numpy(out).to(device=x.device, dtype=dtype)
+        return like_input(out, x)
 
     def extra_repr(self) -> str:
         return f"path={str(self.path)!r}, num_threads={self.num_threads}"

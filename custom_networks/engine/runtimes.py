@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn as nn
 
-from ..compression.onnx_export import OnnxRuntimeNetwork, as_numpy, as_plain_tensor, export_onnx
+from ..compression.onnx_export import OnnxRuntimeNetwork, as_numpy, as_plain_tensor, export_onnx, like_input
 from ..extras import require
 from ..writers.base import write_atomically
 
@@ -57,8 +57,7 @@ class OpenVinoNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = as_plain_tensor(x)
-        out = self.compiled(as_numpy(x))[self.compiled.output(0)]
-        return torch.from_numpy(out).to(device=x.device, dtype=x.dtype if x.is_floating_point() else torch.float32)
+        return like_input(self.compiled(as_numpy(x))[self.compiled.output(0)], x)
 
 
 def _weights_hash(module: nn.Module) -> str:
