@@ -10,7 +10,10 @@ call's input as the example (:func:`~custom_networks.compression.onnx_export.exp
 spatial axes, checked against torch), and the file is kept in a cache folder named by a hash of the part's
 weights, so later runs only open it.
 
-``runtime``: ``"torch"`` (no change), ``"onnxruntime"`` or ``"openvino"``. ``parts``: dotted names of the
+``runtime``: ``"auto"`` (the bundles' default: OpenVINO on a CPU where it is installed, else torch; see
+:func:`resolve_runtime`), ``"torch"`` (no change), ``"onnxruntime"``, ``"openvino"`` or ``"onnxruntime-int8"``
+(:func:`~custom_networks.compression.int8.quantize_int8` of the exported part, calibrated on the first input it
+sees, then cached like the float32 file). ``parts``: dotted names of the
 submodules to run in the runtime (``""``, the default: the whole network); the two-stage head-and-neck network
 names stage 1 and its organ nets, whose box search between them is NumPy and stays in Python.
 """
@@ -19,6 +22,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.util
+import logging
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,10 +35,36 @@ from ..compression.onnx_export import OnnxRuntimeNetwork, as_numpy, as_plain_ten
 from ..extras import require
 from ..writers.base import write_atomically
 
-__all__ = ["RUNTIMES", "ExportedPart", "OpenVinoNetwork", "RuntimeHandler", "default_cache_dir"]
+__all__ = ["RUNTIMES", "ExportedPart", "OpenVinoNetwork", "RuntimeHandler", "default_cache_dir", "resolve_runtime"]
 
-#: the values of the bundles' ``runtime`` key
-RUNTIMES = ("torch", "onnxruntime", "openvino")
+#: the runtimes of the bundles' ``runtime`` key (besides ``"auto"``, which picks one of them)
+RUNTIMES = ("torch", "onnxruntime", "openvino", "onnxruntime-int8")
+#: what ``"auto"`` picks on a CPU: the fastest in ``docs/benchmarks.md`` for every bundle, label maps identical to
+#: torch's on the real CT and MR (tests/engine/test_runtimes.py)
+AUTO_CPU_RUNTIME = "openvino"
+#: int8 calibration: at most this many samples of the first input a part sees
+CALIBRATION_SAMPLES = 8
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_runtime(runtime: str, device: torch.device | str) -> str:
+    """The runtime ``runtime`` means on ``device``: itself, or for ``"auto"`` torch on a GPU and
+    :data:`AUTO_CPU_RUNTIME` on a CPU where its packages (``openvino``, and ``onnx`` + ``onnxruntime`` for the
+    checked export) are installed, else torch (a MONAI Label environment without them, say), logged."""
+    if runtime not in (*RUNTIMES, "auto"):
+        raise ValueError(f"runtime {runtime!r} is not one of auto, {', '.join(RUNTIMES)}; pass --runtime with one "
+                         "of them.")
+    if runtime != "auto":
+        return runtime
+    if torch.device(device).type != "cpu":
+        return "torch"
+    missing = [m for m in ("openvino", "onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+    if missing:
+        logger.info("runtime auto: %s not installed, so the network runs in torch (pip install %s for the faster "
+                    "CPU path)", ", ".join(missing), " ".join(missing))
+        return "torch"
+    return AUTO_CPU_RUNTIME
 
 
 def default_cache_dir() -> Path:
@@ -80,7 +111,7 @@ class ExportedPart(nn.Module):
                  num_threads: int | None = None, weights_hash: str | None = None) -> None:
         super().__init__()
         if runtime not in RUNTIMES[1:]:
-            raise ValueError(f"runtime {runtime!r} is not one of {', '.join(RUNTIMES[1:])} (or 'torch').")
+            raise ValueError(f"runtime {runtime!r} is not one of {', '.join(RUNTIMES[1:])}.")
         self.torch_module = [module]  # a list: not a submodule, so this wrapper adds no weights to a state dict
         self.runtime, self.num_threads = runtime, num_threads
         self.weights_hash = weights_hash or _weights_hash(module)
@@ -90,12 +121,20 @@ class ExportedPart(nn.Module):
     def _open(self, x: torch.Tensor) -> nn.Module:
         module = self.torch_module[0]
         path = self.cache_dir / f"{type(module).__name__}_{self.weights_hash}_{x.ndim}d.onnx"
+        example = as_plain_tensor(x).detach().to("cpu", torch.float32)
         if not path.is_file():
             self.cache_dir.mkdir(parents=True, exist_ok=True)
-            example = as_plain_tensor(x)[:1].detach().to("cpu", torch.float32)
-            write_atomically(path, lambda tmp: export_onnx(module, example, tmp))
+            write_atomically(path, lambda tmp: export_onnx(module, example[:1], tmp))
         if self.runtime == "openvino":
             return OpenVinoNetwork(path, self.num_threads)
+        if self.runtime == "onnxruntime-int8":
+            from ..compression.int8 import quantize_int8
+
+            int8 = path.with_name(path.stem + "_int8.onnx")
+            if not int8.is_file():  # calibrated on this first input, one sample at a time
+                samples = [example[i: i + 1] for i in range(min(len(example), CALIBRATION_SAMPLES))]
+                write_atomically(int8, lambda tmp: quantize_int8(path, samples, tmp))
+            path = int8
         return OnnxRuntimeNetwork(path, self.num_threads)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -108,15 +147,13 @@ class RuntimeHandler:
     """Evaluator handler: run the network's ``parts`` in ``runtime`` for the length of each evaluator run.
 
     Attach it after the checkpoint loader (both act on ``Events.STARTED``, in the order attached). ``"torch"``
-    leaves the evaluator as it is. Defaults: ``parts=("",)`` (the whole network), the cache folder of
-    :func:`default_cache_dir`, the runtime's own thread count.
+    (also what ``"auto"`` resolves to on a GPU) leaves the evaluator as it is. Defaults: ``parts=("",)`` (the
+    whole network), the cache folder of :func:`default_cache_dir`, the runtime's own thread count.
     """
 
     def __init__(self, runtime: str = "torch", parts: Sequence[str] = ("",), cache_dir: str | None = None,
                  num_threads: int | None = None) -> None:
-        if runtime not in RUNTIMES:
-            raise ValueError(f"runtime {runtime!r} is not one of {', '.join(RUNTIMES)}; pass --runtime torch, "
-                             "onnxruntime or openvino.")
+        resolve_runtime(runtime, "cpu")  # a misspelt runtime fails when the config is parsed, not at the first scan
         self.runtime, self.parts, self.cache_dir, self.num_threads = runtime, list(parts), cache_dir, num_threads
         self._torch_network: nn.Module | None = None
         self._opened: dict[tuple[str, str], ExportedPart] = {}  # (part, weights hash): reused while weights stay
@@ -124,24 +161,26 @@ class RuntimeHandler:
     def attach(self, engine: Any) -> None:
         from ignite.engine import Events
 
-        if self.runtime != "torch":
+        if resolve_runtime(self.runtime, engine.state.device) != "torch":
             engine.add_event_handler(Events.STARTED, self.started)
             engine.add_event_handler(Events.COMPLETED, self.completed)
             engine.add_event_handler(Events.EXCEPTION_RAISED, self.completed)
 
-    def _part(self, name: str, module: nn.Module) -> ExportedPart:
+    def _part(self, name: str, module: nn.Module, runtime: str) -> ExportedPart:
         key = (name, _weights_hash(module))
         if key not in self._opened:  # new weights (or the first run): drop this part's older session
             self._opened = {k: v for k, v in self._opened.items() if k[0] != name}
-            self._opened[key] = ExportedPart(module, self.runtime, self.cache_dir, self.num_threads, key[1])
+            self._opened[key] = ExportedPart(module, runtime, self.cache_dir, self.num_threads, key[1])
         return self._opened[key]
 
     def started(self, engine: Any) -> None:
+        runtime = resolve_runtime(self.runtime, engine.state.device)
         self._torch_network = net = engine.network
         if self.parts == [""]:
-            engine.network = self._part("", net)
+            engine.network = self._part("", net, runtime)
             return
-        engine.network = _with_parts(net, {name: self._part(name, net.get_submodule(name)) for name in self.parts})
+        engine.network = _with_parts(net, {name: self._part(name, net.get_submodule(name), runtime)
+                                           for name in self.parts})
 
     def completed(self, engine: Any, *_: Any) -> None:
         if self._torch_network is not None:

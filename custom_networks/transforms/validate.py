@@ -81,7 +81,8 @@ class ValidateVolumed(MapTransform):
         image_key, *other_keys = present
         image = d[image_key]
         self._check_dims(image, image_key)
-        if not bool(torch.isfinite(torch.as_tensor(image)).all()):
+        values = torch.as_tensor(image)
+        if values.is_floating_point() and not bool(torch.isfinite(values).all()):  # integers are always finite
             raise ValueError(
                 f"{_source(image)} contains NaN or infinite voxels. Fix or re-export the scan "
                 "(for example replace them with the background value) before segmenting it."

@@ -60,11 +60,11 @@ def standard() -> dict[str, Any]:
         # from the real organ masks by ``python -m scripts.prepare_head_neck`` with these options
         "phantom_args": {LOWER_LIMB: {"num_slices": 8}, SPINE: {"num_slices": 8},
                          HEAD_NECK: {"cases": "0522c0017,0522c0057,0522c0161", "voxel_size": "3.0,3.0,5.0"}},
-        "infer": {  # full in-plane size and the bundles' default widths; a slab of 1-2 slices for the 2D bundles
-            KNEE: {"shape": (2, 384, 384), "overrides": {}},
+        "infer": {  # full size and the bundles' default widths; a slab of 8 slices (lower limb: 1) for the 2D ones
+            KNEE: {"shape": (8, 384, 384), "overrides": {}},
             LOWER_LIMB: {"shape": (512, 512, 1), "overrides": {}},
-            SPINE: {"shape": (512, 512, 2), "overrides": {}},
-            HEAD_NECK: {"shape": (512, 512, 200), "overrides": {"features": [4, 8, 16, 32]}},
+            SPINE: {"shape": (512, 512, 8), "overrides": {}},
+            HEAD_NECK: {"shape": (512, 512, 200), "overrides": {}},
         },
         "full_slices": {KNEE: 160, LOWER_LIMB: 200, SPINE: 200},
         "networks": {"scale": 1.0, "size2d": 128, "size3d": (48, 48, 48)},

@@ -97,10 +97,12 @@ def training_section(results: dict) -> list[str]:
 def inference_section(results: dict) -> list[str]:
     rows, fixes, hn, runtimes = [], [], [], []
     for bundle, entry in results.get("inference", {}).items():
-        torch_run = entry["runs"]["inference.json"]
+        torch_run = entry["runs"]["runtime torch"]
         for rt, speedup in entry.get("runtime_speedup", {}).items():
-            r = entry["runs"][f"runtime {rt}"]
-            runtimes.append([bundle, f"`--runtime {rt}`", _f(timed_wall_s(torch_run), 1), _f(timed_wall_s(r), 1),
+            default = rt == entry["default_runtime"]
+            r = entry["runs"]["inference.json" if default else f"runtime {rt}"]
+            runtimes.append([bundle, f"`{rt}`" + (" (default: `auto`)" if default else ""),
+                             _f(timed_wall_s(torch_run), 1), _f(timed_wall_s(r), 1),
                              f"**{_f(speedup)}x**", _f(torch_run["forward_s"], 1), _f(r["forward_s"], 1),
                              _f(entry["runtime_network_speedup"][rt]), _f(r["peak_rss_gb"]), results["device"]])
         for name, r in entry["runs"].items():
@@ -109,7 +111,7 @@ def inference_section(results: dict) -> list[str]:
                          _f(r.get("warm_wall_s"), 1), _f(r.get("extrapolated_full_volume_s"), 0), _f(r["peak_rss_gb"]), _g(r["gflop"]),
                          forwards, _f(r["forward_s"], 1), _g(r["gflops_per_s_network"]), _f(r["efficiency_network"]),
                          _f(r["efficiency_pipeline"]), results["device"]])
-        before, after = entry["runs"]["before fix"], entry["runs"]["inference.json"]
+        before, after = entry["runs"]["before fix"], entry["runs"]["runtime torch"]
         fixes.append([bundle, entry["fix"], _f(timed_wall_s(before), 1), _f(timed_wall_s(after), 1),
                       f"**{_f(entry['fix_speedup'])}x**", _f(entry["fix_network_speedup"]),
                       f"{_f(before['peak_rss_gb'])} -> {_f(after['peak_rss_gb'])}", results["device"]])
@@ -145,10 +147,13 @@ def inference_section(results: dict) -> list[str]:
             "", "### Bottleneck fixes, before and after in this run", "",
             *_table(["bundle", "fix", "before s", "after s", "speedup", "network forwards speedup",
                      "peak RSS GB before -> after", "device"], fixes), "", *hn,
-            "### CPU runtimes: the same `inference.json` with `--runtime onnxruntime` / `openvino`", "",
+            "### CPU runtimes: the same `inference.json` in each `--runtime`", "",
             "The network (stage 1 and the organ nets for head-and-neck) exported to ONNX once per weights (an "
             "untimed first run for head-and-neck; the 2D bundles' warm run) and run by the runtime; the same pre- "
-            "and post-processing. Speedup = torch's wall time / the runtime's (warm where there is one).", "",
+            "and post-processing. `inference.json` runs `auto` (`custom_networks.engine.runtimes.resolve_runtime`: "
+            "OpenVINO on a CPU); `onnxruntime-int8` is ONNX Runtime's static int8 quantization of the same export "
+            "(`custom_networks.compression.int8`, calibrated on the first input). Speedup = torch's wall time / the "
+            "runtime's (warm where there is one).", "",
             *_table(["bundle", "runtime", "torch s", "runtime s", "speedup", "torch forwards s", "runtime forwards s",
                      "forwards speedup", "peak RSS GB", "device"], runtimes), ""]
 
@@ -208,7 +213,8 @@ def headline(results: dict) -> list[str]:
                      f"fix {_f(entry['fix_speedup'])}x faster than before")
         if entry.get("runtime_speedup"):
             lines.append(f"- inference {bundle} in other runtimes: " + ", ".join(
-                f"{rt} {_f(v)}x" for rt, v in entry["runtime_speedup"].items()) + " the speed of torch")
+                f"{rt} {_f(v)}x" for rt, v in entry["runtime_speedup"].items()) + " the speed of torch; default "
+                f"`auto` = {entry['default_runtime']}; pipeline / network forwards {_f(entry['pipeline_over_forwards'])}x")
         if "two_stage_speedup" in entry:
             lines.append(f"- head-neck two-stage vs single-stage: {_f(entry['two_stage_speedup'])}x faster; goal >= "
                          f"{GOALS['two_stage_speedup']}x")
