@@ -71,7 +71,7 @@ def conv_section(results: dict) -> list[str]:
 
 
 def training_section(results: dict) -> list[str]:
-    rows = []
+    rows, profile = [], []
     for bundle, entry in results.get("training", {}).items():
         if "skipped" in entry:
             rows.append([bundle, "skipped: " + entry["skipped"], "", "", "", "", "", ""])
@@ -79,6 +79,10 @@ def training_section(results: dict) -> list[str]:
         for r in entry["rows"]:
             rows.append([bundle, r["variant"], "x".join(map(str, r["batch_shape"])), r["iterations"],
                          _f(r["pure_s"], 3), _f(r["full_s"], 3), _f(r["ratio"]), results["device"]])
+            if r.get("transforms_s_per_batch"):
+                ranked = sorted(r["transforms_s_per_batch"].items(), key=lambda kv: -kv[1])
+                profile.append([bundle, _f(r["pure_s"], 3), _f(sum(v for _, v in ranked), 3),
+                                ", ".join(f"{k} {_f(v, 3)}" for k, v in ranked)])
     widths = {b: e.get("overrides") for b, e in results.get("training", {}).items()}
     return ["## Training: pure forward+backward versus the bundle's full training step", "",
             "`pure`: median seconds of forward + loss + backward + optimizer step of the bundle's network, loss and "
@@ -90,8 +94,13 @@ def training_section(results: dict) -> list[str]:
             "the step in a thread).", "",
             f"Data: {_data(results)}. Widths and sizes (overrides of each `train.json`): `{json.dumps(widths)}`.", "",
             "A ratio above 1 is noise: `pure` and `full` are timed at different moments, and on a loaded machine one "
-            "timing can catch a busy second; read ratios well below 1 as the data pipeline's cost.", "", *_table(["bundle", "loader", "batch", "iterations", "pure s", "full s", "pure/full", "device"], rows),
-            ""]
+            "timing can catch a busy second; read ratios well below 1 as the data pipeline's cost.", "",
+            *_table(["bundle", "loader", "batch", "iterations", "pure s", "full s", "pure/full", "device"], rows), "",
+            "### Where the data pipeline's time goes", "",
+            "Seconds per batch of each transform the `cache` loader runs at every fetch (its first random transform "
+            "on), timed one by one on the cached items (`scripts.benchmark.run.random_transform_seconds`), beside "
+            "the pure step.", "",
+            *_table(["bundle", "pure step s", "transforms s", "per transform s, costliest first"], profile), ""]
 
 
 def inference_section(results: dict) -> list[str]:
@@ -176,6 +185,32 @@ def networks_section(results: dict) -> list[str]:
                      "parameters", "GFLOP", "latency s", "GFLOP/s vs MONAI", "device"], rows), ""]
 
 
+def layers_section(results: dict) -> list[str]:
+    """Per-layer-kind time of each network in the default CPU runtime, against the best conv rate."""
+    if not results.get("layers"):
+        return []
+    rows = []
+    for bundle, entry in results["layers"].items():
+        rate = results["conv"][f"conv{len(entry['input']) - 2}d"]["gflops_per_s"]
+        floor = entry["gflop"] / rate
+        rows.append([f"**{bundle}**", "x".join(map(str, entry["input"][2:])), "all", "", _f(entry["seconds"], 3),
+                     "1.00", _g(entry["gflop"]), _g(entry["gflop"] / entry["seconds"]),
+                     _f(entry["gflop"] / entry["seconds"] / rate), f"{_f(floor, 3)} s at the best conv rate"])
+        for kind, k in list(entry["kinds"].items())[:6]:
+            gflops = k["gflop"] / k["seconds"] if k["gflop"] else None
+            rows.append(["", "", kind, k["layers"], _f(k["seconds"], 3), _f(k["seconds"] / entry["seconds"]),
+                         _g(k["gflop"]) if k["gflop"] else "–", _g(gflops) if gflops else "–",
+                         _f(gflops / rate) if gflops else "–", ""])
+    return ["## Where each network's time goes, per layer kind, in the default CPU runtime", "",
+            "OpenVINO's per-layer counters (`PERF_COUNT`) for one forward (batch 1, the papers' widths and input "
+            "sizes, untrained) after a warm-up forward, summed per layer kind (the six costliest kinds). Conv FLOPs "
+            "= 2 x output elements x input channels per group x kernel elements; efficiency against the best conv "
+            "rate of this run. The last column is the time the convs' FLOPs alone would take at that best rate: a "
+            "bound no runtime beats without doing less arithmetic.", "",
+            *_table(["network", "input", "layer kind", "layers", "s", "share", "GFLOP", "GFLOP/s", "efficiency",
+                     "floor"], rows), ""]
+
+
 def torchrun_section(results: dict) -> list[str]:
     t = results.get("torchrun")
     if not t:
@@ -248,7 +283,7 @@ def markdown(results: dict, profile: dict | None = None) -> str:
             "weights untrained, so nothing here is an accuracy; accuracy is in [results.md](results.md).",
             "", "## Headline", "", *headline(results), "",
             *conv_section(results), *training_section(results), *inference_section(results),
-            *networks_section(results), *torchrun_section(results)]
+            *networks_section(results), *layers_section(results), *torchrun_section(results)]
     if results.get("plots"):
         text += ["## Plots", "", *[f"![{Path(p).stem}](img/{Path(p).name})" for p in results["plots"]], ""]
     if profile is not None:

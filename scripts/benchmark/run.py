@@ -7,6 +7,7 @@ server (:func:`run_isolated`), whose preloaded module is :mod:`.worker`; torchru
 from __future__ import annotations
 
 import concurrent.futures
+import copy
 import json
 import math
 import os
@@ -169,6 +170,28 @@ def _pure_step_seconds(trainer, batch, repeats: int) -> float:
     return median_seconds(step, None, repeats)
 
 
+def random_transform_seconds(dataset, samples: int = 8) -> dict[str, float]:
+    """Seconds per training sample of each transform a ``CacheDataset`` runs at every fetch (those from its
+    first random transform on), on its cached items: the profile of the data pipeline's per-step cost."""
+    from monai.data import CacheDataset
+    from monai.transforms import RandomizableTrait, Transform, apply_transform
+
+    if not isinstance(dataset, CacheDataset) or not dataset._cache:
+        return {}
+    compose = dataset.transform
+    first = compose.get_index_of_first(lambda t: isinstance(t, RandomizableTrait) or not isinstance(t, Transform))
+    seconds: dict[str, float] = {}
+    for i in range(samples):
+        item = dataset._cache[i % len(dataset._cache)]
+        item = copy.deepcopy(item)
+        for t in compose.transforms[first or 0:] if first is not None else []:
+            start = time.perf_counter()
+            item = apply_transform(t, item)
+            name = type(t).__name__
+            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
+    return {name: s / samples for name, s in seconds.items()}
+
+
 def train_one(bundle: str, data: Path, tmp: Path, variant: str, profile: dict) -> dict:
     """Seconds per iteration of the bundle's trainer with one loader set-up, and the pure step on its batch."""
     from ignite.engine import Events
@@ -188,8 +211,13 @@ def train_one(bundle: str, data: Path, tmp: Path, variant: str, profile: dict) -
     batch = next(iter(wf.parser.get_parsed_content("train#dataloader")))
     pure = _pure_step_seconds(trainer, batch, max(7, profile["repeats"]))  # 3 repeats ranged 0.7-1.2x of the median
     full = float(np.mean(steps)) if len(steps) else float("nan")
-    return {"variant": variant, "full_s": full, "pure_s": pure, "ratio": pure / full, "iterations": int(len(steps)),
-            "batch_shape": list(batch["image"].shape)}
+    row = {"variant": variant, "full_s": full, "pure_s": pure, "ratio": pure / full, "iterations": int(len(steps)),
+           "batch_shape": list(batch["image"].shape)}
+    if variant == "cache":  # which transform costs what, per batch of the trainer's batch size
+        per_sample = random_transform_seconds(wf.parser.get_parsed_content("train#dataset"))
+        batch_size = int(wf.parser.get_parsed_content("train#dataloader#batch_size"))
+        row["transforms_s_per_batch"] = {k: v * batch_size for k, v in per_sample.items()}
+    return row
 
 
 def train_bundle(bundle: str, tmp: Path, profile: dict) -> dict:
@@ -420,6 +448,57 @@ def networks(profile: dict) -> dict:
     return rows
 
 
+# ----------------------------------------------------------------------------------------------- layers
+def layer_profile(profile: dict, threads: int) -> dict:
+    """Per-layer seconds of each bundle's network at its paper's widths and input size (``profile["layers"]``:
+    a width scale and input sizes, ``None``: the paper's) in the default CPU runtime (OpenVINO's per-layer counters, ``PERF_COUNT``): time and
+    GFLOP per layer kind, so a missed speed target shows which layers hold it back. FLOPs of a conv:
+    2 x output elements x (input channels per group x kernel elements)."""
+    import openvino as ov
+    import torch
+
+    from custom_networks.compression.onnx_export import export_onnx
+
+    cfg, out = profile["layers"], {}
+    for bundle, rec in registry.RECORDS.items():
+        net = registry.paper_network(bundle, cfg["scale"]).eval()
+        size = tuple(cfg[f"size{rec.spatial_dims}d"] or rec.paper_network.input_size)
+        x = torch.randn(1, 1, *size)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = export_onnx(net, x, Path(tmp) / "net.onnx", check_atol=None)
+            compiled = ov.Core().compile_model(str(path), "CPU", {"PERF_COUNT": True,
+                                                                   "INFERENCE_NUM_THREADS": int(threads)})
+        request = compiled.create_infer_request()
+        for _ in range(2):  # the first inference also builds kernels
+            request.infer({0: x.numpy()})
+        kinds: dict[str, dict] = {}
+        for op in compiled.get_runtime_model().get_ordered_ops():
+            info = op.get_rt_info()
+            layer_type = info["layerType"].astype(str)
+            micros = info["execTimeMcs"].astype(str) if "execTimeMcs" in info else ""
+            if layer_type in ("Parameter", "Result", "Constant") or not micros.isdigit() or int(micros) == 0:
+                continue  # not run ("not_executed": folded into another layer) or no time
+            flop, kind = 0.0, layer_type
+            if layer_type == "Convolution" and op.get_input_size() > 1:
+                weight = [int(d.get_length()) for d in op.input(1).get_partial_shape()]
+                out_elems = math.prod(int(d.get_length()) for d in op.output(0).get_partial_shape())
+                per_output = math.prod(weight[2:]) if len(weight) == 2 + len(size) + 1 else math.prod(weight[1:])
+                flop = 2.0 * out_elems * per_output
+                kernel = math.prod(weight[-len(size):])
+                in_per_group = weight[2] if len(weight) == 2 + len(size) + 1 else weight[1]
+                kind = ("depthwise conv" if in_per_group == 1 and kernel > 1 else
+                        "1x1 conv" if kernel == 1 else f"{'x'.join(map(str, weight[-len(size):]))} conv")
+            k = kinds.setdefault(kind, {"seconds": 0.0, "gflop": 0.0, "layers": 0})
+            k["seconds"] += int(micros) / 1e6
+            k["gflop"] += flop / 1e9
+            k["layers"] += 1
+        total = sum(k["seconds"] for k in kinds.values())
+        out[bundle] = {"input": [1, 1, *size], "seconds": total, "gflop": sum(k["gflop"] for k in kinds.values()),
+                       "kinds": dict(sorted(kinds.items(), key=lambda kv: -kv[1]["seconds"]))}
+        print(f"[benchmark] layers {bundle}: {total:.2f} s, {json.dumps(out[bundle]['kinds'])[:300]}", flush=True)
+    return out
+
+
 # ----------------------------------------------------------------------------------------------- torchrun
 def torchrun_child(spec_file: str) -> None:
     """One rank of a bundle's train.json + multi_gpu_train.json run; rank 0 prints the RESULT line."""
@@ -502,7 +581,7 @@ def scratch_folder(profile_name: str) -> Path:
 
 
 def main(bundle: str | list | tuple = "all", quick: bool = False, out: str | None = None, threads: int | None = None,
-         sections: str = "conv,training,inference,networks,torchrun") -> str:
+         sections: str = "conv,training,inference,networks,layers,torchrun") -> str:
     """Run every section for ``bundle`` (comma-separated names or ``all``); write ``benchmarks.md``/``.json``/plots
     under ``out`` and return the markdown file's path. Without ``out`` they go to :func:`scratch_folder`: only an
     explicit ``--out docs`` rewrites the published page.
@@ -534,6 +613,8 @@ def main(bundle: str | list | tuple = "all", quick: bool = False, out: str | Non
                 results["training"] = training(names, tmp, profile, threads)
             if "networks" in wanted:
                 results["networks"] = run_isolated("networks", (profile,), threads)
+            if "layers" in wanted:
+                results["layers"] = run_isolated("layer_profile", (profile, threads), threads)
 
         lanes = [conv_training_networks_lane]
         if "inference" in wanted:

@@ -24,6 +24,10 @@ def _numbers(obj, path=""):
         yield path, obj
 
 
+#: every bundle's inference runs: the default (runtime auto), torch, torch before the bottleneck fix, the others
+RUNS = ("inference.json", "runtime torch", "before fix", "runtime onnxruntime", "runtime onnxruntime-int8")
+
+
 def _published_page() -> dict:
     return {p: p.read_bytes() for p in sorted((REPO / "docs").rglob("*")) if p.is_file()}
 
@@ -53,15 +57,21 @@ def test_quick_benchmark_writes_every_figure_to_a_scratch_folder(tmp_path):
         else:
             assert [r["variant"] for r in train["rows"]] == ["cache", "no_cache", "cache_thread"]
             assert all(r["pure_s"] > 0 and r["full_s"] > 0 and r["ratio"] > 0 for r in train["rows"])
+            assert train["rows"][0]["transforms_s_per_batch"]  # the data pipeline's profile, per transform
         infer = results["inference"][bundle]
-        assert {"inference.json", "before fix", "runtime onnxruntime", "runtime openvino"} <= set(infer["runs"])
+        assert infer["default_runtime"] == "openvino"  # auto on a CPU; the default run is inference.json itself
+        assert set(RUNS) <= set(infer["runs"])
+        assert set(infer["runtime_speedup"]) == {"openvino", "onnxruntime", "onnxruntime-int8"}
         assert infer["fix_speedup"] > 0 and all(v > 0 for v in infer["runtime_speedup"].values()), bundle
+        assert infer["pipeline_over_forwards"] > 1
+        layers = results["layers"][bundle]  # the per-layer profile: time of every kind, conv FLOPs counted
+        assert layers["seconds"] > 0 and layers["gflop"] > 0
+        assert math.isclose(sum(k["seconds"] for k in layers["kinds"].values()), layers["seconds"])
         for run in infer["runs"].values():
             for key in ("wall_s", "peak_rss_gb", "gflop", "efficiency_network", "efficiency_pipeline"):
                 assert run[key] > 0, (bundle, key)
     hn = results["inference"]["head_neck_two_stage_unet"]
-    assert set(hn["runs"]) == {"inference.json", "before fix", "inference_baseline.json", "runtime onnxruntime",
-                               "runtime openvino"}
+    assert set(hn["runs"]) == {*RUNS, "inference_baseline.json"}
     assert hn["two_stage_speedup"] > 0
     assert len(results["networks"]) == 4
     assert all(r["monai"]["parameters"] > 0 and r["latency_s"] > 0 for r in results["networks"].values())
