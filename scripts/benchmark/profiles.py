@@ -56,7 +56,7 @@ def standard() -> dict[str, Any]:
             SPINE: {"network_def#features": [8, 16, 32, 64, 128], "slices_per_volume": 1},
             HEAD_NECK: {"features": [6, 12, 24, 48], "stage1_size": [64, 64, 32], "pixdim": [3.0, 3.0, 5.0]},
         },
-        "train_volumes": 6, "train_epochs": 3,
+        "train_volumes": 6, "train_epochs": 5,
         # keyword arguments of each bundle's demo-data renderer; a bundle without one (head-and-neck) is rendered
         # from the real organ masks by ``python -m scripts.prepare_head_neck`` with these options
         "phantom_args": {LOWER_LIMB: {"num_slices": 8}, SPINE: {"num_slices": 8},
