@@ -38,7 +38,7 @@ def quick() -> dict[str, Any]:
         },
         "full_slices": {KNEE: 160, LOWER_LIMB: 200, SPINE: 200},
         "networks": {"scale": 1 / 16, "size2d": 32, "size3d": (16, 16, 16)},
-        "layers": {"scale": 1 / 16, "size2d": (64, 64), "size3d": (32, 32, 16)},
+        "layers": {"tiny": True, "size2d": (64, 64), "size3d": (32, 32, 16)},
         "concurrent": True,
         "torchrun": {"bundle": KNEE, "data": "blobs", "volumes": 4, "epochs": 1,
                      "overrides": {**tiny(KNEE), "slices_per_volume": 2}},
@@ -69,7 +69,7 @@ def standard() -> dict[str, Any]:
         },
         "full_slices": {KNEE: 160, LOWER_LIMB: 200, SPINE: 200},
         "networks": {"scale": 1.0, "size2d": 128, "size3d": (48, 48, 48)},
-        "layers": {"scale": 1.0, "size2d": None, "size3d": None},  # the papers' widths and input sizes
+        "layers": {"tiny": False, "size2d": None, "size3d": None},  # the bundles' widths, the papers' slice sizes
         "concurrent": False,
         "torchrun": {"bundle": KNEE, "data": "phantoms", "volumes": 6, "epochs": 2,
                      "overrides": {"network_def#features": [8, 16, 32, 64, 128], "slices_per_volume": 2}},

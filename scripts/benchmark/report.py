@@ -195,7 +195,7 @@ def layers_section(results: dict) -> list[str]:
     for bundle, entry in results["layers"].items():
         rate = results["conv"][f"conv{len(entry['input']) - 2}d"]["gflops_per_s"]
         floor = entry["gflop"] / rate
-        rows.append([f"**{bundle}**", "x".join(map(str, entry["input"][2:])), "all", "", _f(entry["seconds"], 3),
+        rows.append([f"**{bundle}** ({entry['part']})", "x".join(map(str, entry["input"][2:])), "all", "", _f(entry["seconds"], 3),
                      "1.00", _g(entry["gflop"]), _g(entry["gflop"] / entry["seconds"]),
                      _f(entry["gflop"] / entry["seconds"] / rate), f"{_f(floor, 3)} s at the best conv rate"])
         for kind, k in list(entry["kinds"].items())[:6]:
@@ -204,8 +204,9 @@ def layers_section(results: dict) -> list[str]:
                          _g(k["gflop"]) if k["gflop"] else "–", _g(gflops) if gflops else "–",
                          _f(gflops / rate) if gflops else "–", ""])
     return ["## Where each network's time goes, per layer kind, in the default CPU runtime", "",
-            "OpenVINO's per-layer counters (`PERF_COUNT`) for one forward (batch 1, the papers' widths and input "
-            "sizes, untrained) after a warm-up forward, summed per layer kind (the six costliest kinds). Conv FLOPs "
+            "OpenVINO's per-layer counters (`PERF_COUNT`) for one forward of each `inference.json` network (batch 1, "
+            "the bundle's widths, the paper's slice size; head-and-neck: stage 1 at its `stage1_size`; untrained) "
+            "after a warm-up forward, summed per layer kind (the six costliest kinds). Conv FLOPs "
             "= 2 x output elements x input channels per group x kernel elements; efficiency against the best conv "
             "rate of this run. The last column is the time the convs' FLOPs alone would take at that best rate: a "
             "bound no runtime beats without doing less arithmetic.", "",

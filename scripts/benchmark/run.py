@@ -459,9 +459,11 @@ def networks(profile: dict) -> dict:
 
 # ----------------------------------------------------------------------------------------------- layers
 def layer_profile(profile: dict, threads: int) -> dict:
-    """Per-layer seconds of each bundle's network at its paper's widths and input size (``profile["layers"]``:
-    a width scale and input sizes, ``None``: the paper's) in the default CPU runtime (OpenVINO's per-layer counters, ``PERF_COUNT``): time and
-    GFLOP per layer kind, so a missed speed target shows which layers hold it back. FLOPs of a conv:
+    """Per-layer seconds of each bundle's inference network (its ``inference.json``, the first of its runtime
+    parts: head-and-neck's stage 1) at its default widths, on one input of the paper's slice size (2D) or of
+    ``stage1_size`` (3D), in the default CPU runtime (OpenVINO's per-layer counters, ``PERF_COUNT``): time and
+    GFLOP per layer kind, so a missed speed target shows which layers hold it back. ``profile["layers"]``:
+    ``tiny`` (the tests' widths) and input sizes (``None``: the paper's). FLOPs of a conv:
     2 x output elements x (input channels per group x kernel elements)."""
     import openvino as ov
     import torch
@@ -470,8 +472,12 @@ def layer_profile(profile: dict, threads: int) -> dict:
 
     cfg, out = profile["layers"], {}
     for bundle, rec in registry.RECORDS.items():
-        net = registry.paper_network(bundle, cfg["scale"]).eval()
-        size = tuple(cfg[f"size{rec.spatial_dims}d"] or rec.paper_network.input_size)
+        parser = Bundle(bundle).parser(["inference.json"], **(registry.tiny(bundle) if cfg["tiny"] else {}))
+        part = parser.get_parsed_content("runtime_parts")[0]
+        net = parser.get_parsed_content("network_def").eval()
+        net = net.get_submodule(part) if part else net
+        size = tuple(cfg[f"size{rec.spatial_dims}d"] or (rec.paper_network.input_size if rec.spatial_dims == 2
+                                                         else parser.get_parsed_content("stage1_size")))
         x = torch.randn(1, 1, *size)
         with tempfile.TemporaryDirectory() as tmp:
             path = export_onnx(net, x, Path(tmp) / "net.onnx", check_atol=None)
@@ -502,7 +508,7 @@ def layer_profile(profile: dict, threads: int) -> dict:
             k["gflop"] += flop / 1e9
             k["layers"] += 1
         total = sum(k["seconds"] for k in kinds.values())
-        out[bundle] = {"input": [1, 1, *size], "seconds": total, "gflop": sum(k["gflop"] for k in kinds.values()),
+        out[bundle] = {"part": part or "network", "input": [1, 1, *size], "seconds": total, "gflop": sum(k["gflop"] for k in kinds.values()),
                        "kinds": dict(sorted(kinds.items(), key=lambda kv: -kv[1]["seconds"]))}
         print(f"[benchmark] layers {bundle}: {total:.2f} s, {json.dumps(out[bundle]['kinds'])[:300]}", flush=True)
     return out
