@@ -1,9 +1,11 @@
-"""Imports of the optional dependencies (``pyproject.toml``'s extras) that fail with what to install.
+"""Imports of the packages a bundle can run without, which fail with what to install.
 
-The bundles need only the core dependencies. Compressing a network, ONNX export and int8 inference, and
-the tools' figures need one of the extras; importing such a module without it raises an ``ImportError``
-naming the extra (``pip install -e ".[compress]"`` in a clone) and the package (``pip install torch-pruning``,
-for a bundle zip run with MONAI alone).
+The bundles need only the core dependencies. Their default CPU runtime (``runtime: auto``: OpenVINO, with the
+export checked by ONNX Runtime) uses onnx, onnxruntime and openvino, core dependencies of ``medseg-bundles``
+that a bundle zip run with MONAI alone may lack (``auto`` then runs torch). Compressing a network, the dynamo
+ONNX exporter and the tools' figures need one of the extras. Importing such a module without it raises an
+``ImportError`` naming the extra (``pip install -e ".[compress]"`` in a clone) and the package
+(``pip install torch-pruning``, for a bundle zip run with MONAI alone).
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-#: top-level module -> (distribution on PyPI, extra of ``medseg-bundles`` that installs it)
-EXTRAS: dict[str, tuple[str, str]] = {
+#: top-level module -> (distribution on PyPI, extra of ``medseg-bundles`` that installs it; None: a core
+#: dependency, which a bundle run with MONAI alone may still lack)
+EXTRAS: dict[str, tuple[str, str | None]] = {
     "torch_pruning": ("torch-pruning", "compress"),
-    "onnx": ("onnx", "export"),
+    "onnx": ("onnx", None),
     "onnxscript": ("onnxscript", "export"),
-    "onnxruntime": ("onnxruntime", "export"),
-    "openvino": ("openvino", "export"),
+    "onnxruntime": ("onnxruntime", None),
+    "openvino": ("openvino", None),
     "matplotlib": ("matplotlib", "plots"),
 }
 
@@ -33,7 +36,7 @@ def require(module: str, purpose: str) -> ModuleType:
     except ModuleNotFoundError as err:
         if (err.name or top).split(".")[0] != top:
             raise  # the package is there but something it imports is not: its own error says more
-        raise ImportError(
-            f"{purpose} needs the optional package '{distribution}' (the '{extra}' extra): install it with "
-            f"pip install -e \".[{extra}]\" from the repository root, or pip install {distribution}."
-        ) from err
+        how = (f"the optional package '{distribution}' (the '{extra}' extra): install it with pip install -e "
+               f"\".[{extra}]\"" if extra else f"'{distribution}' (a dependency of medseg-bundles): install it with "
+               "pip install -e .")
+        raise ImportError(f"{purpose} needs {how} from the repository root, or pip install {distribution}.") from err

@@ -10,24 +10,32 @@ fork server that imported the libraries once (:mod:`scripts.benchmark.worker`); 
 
 Sections (sizes of each profile in :data:`scripts.benchmark.profiles.PROFILES`, printed into the markdown):
 
-- **conv throughput**: a 3x3 conv2d (64 ch, 256^2) and a 3^3 conv3d (32 ch, 64^3), GFLOP/s.
+- **conv throughput** (the yardstick): a grid of 3x3 conv2d and 3^3 conv3d (widths 32-256, contiguous and
+  channels-last); the best GFLOP/s per dimension, beside the CPU's theoretical fp32 peak and its derivation.
 - **training**: each bundle's ``train.json`` (its network, loss, optimizer, transforms and data loader, on
-  synthetic phantom data) through its ``SupervisedTrainer``: mean seconds per iteration, versus the pure
-  forward + loss + backward + step of the same network on one fixed batch; ratio pure/full (1.0: the data
-  pipeline costs nothing). Three loader set-ups: the bundles' ``CacheDataset`` + ``DataLoader(num_workers=0)``,
-  plain ``Dataset`` (no cache), and ``CacheDataset`` + ``ThreadDataLoader`` (random transforms in a thread).
+  synthetic phantom data) through its ``SupervisedTrainer``: mean seconds per iteration in the steady state,
+  versus the pure forward + loss + backward + step of the same network on one fixed batch; ratio pure/full
+  (1.0: the data pipeline costs nothing). Three loader set-ups: ``CacheDataset`` + ``DataLoader``, plain
+  ``Dataset``, and ``CacheDataset`` + ``ThreadDataLoader`` (random transforms in a thread; the 2D bundles'
+  own); and the seconds of each random transform per batch (which transform costs what).
 - **inference**: each bundle's ``inference.json`` on a synthetic volume written as NIfTI (untrained weights
   saved as ``model.pt``: timing only), each run in its own process forked from a warm fork server
   (:mod:`scripts.benchmark.worker`): wall time, that process's peak RSS (``VmHWM``), FLOPs of every network
   forward (``FlopCounterMode``) and achieved GFLOP/s relative to the conv throughput, over the network forwards
-  alone and over the whole pipeline. The same pipeline again with its bottleneck fix undone
-  (:data:`scripts.benchmark.profiles.BEFORE_FIXES`), for before/after in one run. Head-and-neck:
-  ``inference.json`` (TwoStageUNet) versus ``inference_baseline.json`` (UNet3D, sliding windows) on the same volume.
+  alone and over the whole pipeline. The default runtime (``auto``) beside torch, ONNX Runtime and its int8;
+  torch again with its bottleneck fix undone (:data:`scripts.benchmark.profiles.BEFORE_FIXES`), for before/after
+  in one run. Head-and-neck: ``inference.json`` (TwoStageUNet) versus ``inference_baseline.json`` (UNet3D,
+  sliding windows) on the same volume.
 - **networks**: each custom network versus a MONAI ``BasicUNet`` (2D) / ``UNet`` (3D) of about the same
   parameter count: parameters, GFLOPs, forward latency; and the custom network again with
   ``torch.inference_mode`` + channels-last memory format (the 2D bundles' fix, network alone).
+- **layers**: each bundle's inference network in the default runtime, per layer kind (OpenVINO's per-layer
+  counters): seconds, GFLOP and efficiency, and the floor its conv FLOPs set at the best conv rate.
 - **torchrun**: the knee bundle's ``train.json`` + ``multi_gpu_train.json`` with 1 and 2 processes (gloo on
   the CPU; the same total thread count): training samples per second and final mean loss.
+
+``python -m scripts.benchmark whole_volume <2D bundle> [--runtime R]`` measures one whole volume (160 knee / 200
+CT slices) instead of extrapolating it from the inference section's slab.
 
 The package: :mod:`.run` measures (every section, and ``main``), :mod:`.worker` is what the fork server
 preloads, :mod:`.profiles` holds the sizes and the undone fixes, :mod:`.report` writes the markdown and plots

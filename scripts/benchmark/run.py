@@ -373,6 +373,34 @@ def inference(bundles: list[str], tmp: Path, profile: dict, threads: int) -> dic
     return out
 
 
+def whole_volume(bundle: str, slices: int | None = None, runtime: str = "auto", threads: int | None = None,
+                 overrides: dict | None = None) -> dict:
+    """Measure, not extrapolate: ``bundle``'s ``inference.json`` on a whole synthetic volume (the standard profile's
+    slab with ``slices`` slices, default the full count of 160 knee / 200 CT slices) in ``runtime``, after a
+    2-slice warm-up in the same process (:func:`scripts.benchmark.worker.run_whole_volume`). Prints and returns
+    seconds and peak RSS. ``overrides``: further ``inference.json`` keys (the tests' widths, say).
+    ``python -m scripts.benchmark whole_volume knee_eas_unet``."""
+    rec, profile = registry.record(check(bundle)), PROFILES["standard"]()
+    if rec.spatial_dims != 2:
+        raise ValueError(f"{bundle} is not a slice-by-slice bundle; its benchmark volume is already whole.")
+    slices = int(slices or profile["full_slices"][bundle])
+    shape = list(profile["infer"][bundle]["shape"])
+    with tempfile.TemporaryDirectory(prefix="medseg_whole_volume_") as tmp_name:
+        tmp = Path(tmp_name)
+        images = []
+        for name, n in (("warm_up", 2), ("whole", slices)):
+            shape[rec.slice_axis] = n
+            images.append(str(write_volume(bundle, tuple(shape), tmp / f"{name}.nii.gz")))
+        spec = {"bundle": bundle, "images": images, "runtime_cache": str(tmp / "runtime_cache"),
+                "overrides": {**(overrides or {}), "runtime": runtime, "ckpt_dir": str(tmp / "models"),
+                              "output_dir": str(tmp / "out")}}
+        result = run_isolated("scripts.benchmark.worker:run_whole_volume", (spec,), int(threads or os.cpu_count()))
+        result["label_maps"] = sorted(p.name for p in (tmp / "out").rglob("*_seg.nii.gz"))
+    result.update(bundle=bundle, shape=shape, runtime=runtime)
+    print(f"[benchmark] whole volume {json.dumps(result)}", flush=True)
+    return result
+
+
 def add_efficiencies(inference_results: dict, conv: dict) -> None:
     """Achieved GFLOP/s of every inference run over the conv throughput (conv2d for the 2D bundles, conv3d for
     the 3D one), for the network forwards alone and for the whole pipeline."""

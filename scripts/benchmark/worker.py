@@ -119,6 +119,28 @@ def run_pipeline(spec: dict) -> dict:
             "forward_s": sum(v["seconds"] for v in per_net.values())}
 
 
+def run_whole_volume(spec: dict) -> dict:
+    """``inference.json`` of ``spec["bundle"]`` on ``spec["images"]`` (a small warm-up volume, then the whole one)
+    in one evaluator run with untrained weights: seconds of the whole volume from fetching it to its saved label
+    map (the warm-up pays the runtime's export and compilation, as a user's first scan does once), and the
+    process's peak RSS."""
+    ckpt = Path(spec["overrides"]["ckpt_dir"])
+    ckpt.mkdir(parents=True, exist_ok=True)
+    os.environ["MEDSEG_RUNTIME_CACHE"] = spec["runtime_cache"]
+    wf = Bundle(spec["bundle"]).workflow(["inference.json"], "infer", datalist=spec["images"], **spec["overrides"])
+    wf.initialize()
+    torch.manual_seed(0)
+    torch.save(wf.parser.get_parsed_content("network_def").state_dict(), ckpt / "model.pt")
+    evaluator, stamps = wf.parser.get_parsed_content("evaluator"), {}
+    evaluator.add_event_handler(Events.GET_BATCH_STARTED, lambda e: stamps.setdefault(e.state.iteration, [
+        time.perf_counter()]))
+    evaluator.add_event_handler(Events.ITERATION_COMPLETED, lambda e: stamps[e.state.iteration - 1].append(
+        time.perf_counter()) if e.state.iteration - 1 in stamps else None)
+    wf.run()
+    start, end = stamps[len(spec["images"]) - 1]
+    return {"seconds": end - start, "peak_rss_gb": peak_rss_gb()}
+
+
 def child_main(target: str, args: tuple, threads: int, conn) -> None:
     """Entry point of a forked child: ``target(*args)`` (a :mod:`scripts.benchmark.run` function, or
     ``"module:function"``) with ``threads`` torch threads; ``("ok", result)`` or ``("error", traceback)`` back

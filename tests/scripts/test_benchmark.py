@@ -9,7 +9,10 @@ import json
 import math
 import subprocess
 
+import pytest
+
 from scripts.common.bundles import names
+from scripts.common.registry import tiny
 from tests.conftest import PYTHON, REPO, SHARED_DATA, subprocess_env
 
 
@@ -81,6 +84,17 @@ def test_quick_benchmark_writes_every_figure_to_a_scratch_folder(tmp_path):
     assert results["device"] in markdown and "nan" not in markdown.lower().split()
     for png in results["plots"]:
         assert (out / "img" / png.split("/")[-1]).stat().st_size < 300_000
+
+
+def test_whole_volume_times_the_whole_volume_after_a_warm_up():
+    from scripts.benchmark.run import whole_volume
+
+    result = whole_volume("knee_eas_unet", slices=5, threads=1, overrides=tiny("knee_eas_unet"))
+    assert result["shape"] == [5, 384, 384] and result["runtime"] == "auto"
+    assert result["seconds"] > 0 and result["peak_rss_gb"] > 0
+    assert result["label_maps"] == ["warm_up_seg.nii.gz", "whole_seg.nii.gz"]
+    with pytest.raises(ValueError, match="not a slice-by-slice bundle"):
+        whole_volume("head_neck_two_stage_unet")
 
 
 def test_cpu_peak_is_cores_times_clock_times_the_widest_instruction_set():
