@@ -86,8 +86,10 @@ BEFORE_FIXES: dict[int, dict[str, Any]] = {
     2: {"fix": "channels-last network + torch.inference_mode in LargeSliceInferer",
         "overrides": {"channels_last": False, "inferer#inference_mode": False}},
     3: {"fix": "organ boxes from stage 1's own grid; argmax before Invertd (one label channel resampled nearest, "
-               "not nine probability channels bilinear)",
+               "not nine probability channels bilinear); that label map put back on the scan's grid by an index "
+               "gather (GatherInverseSpacingd), not a dense sampling grid",
         "overrides": {
+            "preprocessing#transforms#5#_target_": "Spacingd",  # GatherInverseSpacingd's place in inference.json
             "network_def#_target_": "scripts.benchmark.worker.FullGridBoxesTwoStageUNet",
             "postprocessing#transforms#0": {"_target_": "Invertd", "keys": "pred", "transform": "@preprocessing",
                                             "orig_keys": "image", "nearest_interp": False, "to_tensor": True},

@@ -107,3 +107,15 @@ def test_cpu_peak_is_cores_times_clock_times_the_widest_instruction_set():
     epyc = "model name\t: AMD EPYC\ncpu MHz\t\t: 2445.404\nflags\t\t: sse2 avx fma avx2 avx512f\n"
     assert cpu_peak_gflops(2, epyc)["gflops_per_s"] == 2 * 2.445404 * 64  # no nominal clock: the kernel's
     assert cpu_peak_gflops(2, "model name\t: some ARM core\n")["gflops_per_s"] is None
+
+
+def test_the_before_fix_rows_replace_the_transforms_they_name():
+    """``BEFORE_FIXES`` points at transforms by position: they must still be the ones it undoes."""
+    from scripts.benchmark.profiles import BEFORE_FIXES
+    from scripts.common.bundles import Bundle
+
+    parser = Bundle("head_neck_two_stage_unet").parser(["inference.json"])
+    overrides = BEFORE_FIXES[3]["overrides"]
+    assert overrides["preprocessing#transforms#5#_target_"] == "Spacingd"
+    assert parser["preprocessing#transforms#5#_target_"].endswith("GatherInverseSpacingd")
+    assert [parser[f"postprocessing#transforms#{i}#_target_"] for i in (0, 1)] == ["AsDiscreted", "Invertd"]
