@@ -22,9 +22,9 @@ def quick() -> dict[str, Any]:
     return {
         "conv_grid": {"conv2d": ([32, 64], 64), "conv3d": ([16, 32], 16)}, "repeats": 2,
         "train": {
-            KNEE: {**tiny(KNEE), "slices_per_volume": 2},
-            LOWER_LIMB: {**tiny(LOWER_LIMB), "slices_per_volume": 2, "crop_size": [32, 32]},
-            SPINE: {**tiny(SPINE), "slices_per_volume": 2},
+            KNEE: {**tiny(KNEE), "slices_per_volume": 2, "batch_size": 1},  # >= 2 iterations in each epoch
+            LOWER_LIMB: {**tiny(LOWER_LIMB), "slices_per_volume": 2, "crop_size": [32, 32], "batch_size": 1},
+            SPINE: {**tiny(SPINE), "slices_per_volume": 2, "batch_size": 1},
             HEAD_NECK: {**hn_tiny, "pixdim": [2.0, 2.0, 4.0]},
         },
         "blob_shape": {KNEE: (8, 32, 32), LOWER_LIMB: (32, 32, 8), SPINE: (32, 32, 8), HEAD_NECK: (48, 48, 24)},
