@@ -77,7 +77,8 @@ def training_section(results: dict) -> list[str]:
             rows.append([bundle, "skipped: " + entry["skipped"], "", "", "", "", "", ""])
             continue
         for r in entry["rows"]:
-            rows.append([bundle, r["variant"], "x".join(map(str, r["batch_shape"])), r["iterations"],
+            rows.append([bundle, r["variant"], "x".join(map(str, r["batch_shape"])),
+                         f"{r['iterations']}{'' if r.get('steady_state', True) else '*'}",
                          _f(r["pure_s"], 3), _f(r["full_s"], 3), _f(r["ratio"]), results["device"]])
             if r.get("transforms_s_per_batch"):
                 ranked = sorted(r["transforms_s_per_batch"].items(), key=lambda kv: -kv[1])
@@ -89,7 +90,8 @@ def training_section(results: dict) -> list[str]:
             "optimizer (from its `train.json`) on one fixed batch. `full`: mean seconds per iteration of the bundle's "
             "own `SupervisedTrainer` through its data loader and transforms (every iteration after the first of its "
             "epoch: the steady state, as these tiny epochs of 2-4 iterations would otherwise count the loader's "
-            "restart every few steps; handlers off). "
+            "restart every few steps; where an epoch has one iteration, every iteration after the first, marked * "
+            "in `iterations`; handlers off). "
             f"Goal: ratio >= {GOALS['training_ratio']}. Loader set-ups: `cache` = `CacheDataset` + "
             "`DataLoader(num_workers=0)` (head-and-neck's own); `no_cache` = `Dataset` (every volume read and "
             "preprocessed per iteration) with the bundle's loader; `cache_thread` = `CacheDataset` + MONAI "

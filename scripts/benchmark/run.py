@@ -214,14 +214,17 @@ def train_one(bundle: str, data: Path, tmp: Path, variant: str, profile: dict) -
                               lambda e: (sync(), stamps.append((e.state.epoch, time.perf_counter()))))
     trainer.run()
     # fetch + transforms + step of every iteration after the first of its epoch: the steady state. An epoch of
-    # these tiny data sets has 2-4 iterations, so a step across the epoch boundary would count the loader's
-    # restart once per 2-4 steps, where a real data set's epoch has hundreds.
-    steps = [b - a for (ea, a), (eb, b) in zip(stamps, stamps[1:]) if ea == eb]
+    # these tiny data sets has 1-4 iterations, so a step across the epoch boundary would count the loader's
+    # restart once per few steps, where a real data set's epoch has hundreds. With one iteration per epoch
+    # (head-and-neck's three rendered cases) there is no such step: then every step after the first counts.
+    pairs = list(zip(stamps, stamps[1:]))
+    steady = [b - a for (ea, a), (eb, b) in pairs if ea == eb]
+    steps = steady or [b - a for (_, a), (_, b) in pairs]
     batch = next(iter(wf.parser.get_parsed_content("train#dataloader")))
     pure = _pure_step_seconds(trainer, batch, max(7, profile["repeats"]))  # 3 repeats ranged 0.7-1.2x of the median
     full = float(np.mean(steps)) if len(steps) else float("nan")
     row = {"variant": variant, "full_s": full, "pure_s": pure, "ratio": pure / full, "iterations": int(len(steps)),
-           "batch_shape": list(batch["image"].shape)}
+           "steady_state": bool(steady), "batch_shape": list(batch["image"].shape)}
     if variant == "cache":  # which transform costs what, per batch of the trainer's batch size
         per_sample = random_transform_seconds(wf.parser.get_parsed_content("train#dataset"))
         batch_size = int(wf.parser.get_parsed_content("train#dataloader#batch_size"))
