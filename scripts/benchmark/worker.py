@@ -69,6 +69,20 @@ def _record_forwards(leaves: dict) -> tuple[dict, list]:
     return calls, handles
 
 
+def _untrained_workflow(spec: dict, files: list[str], overrides: dict):
+    """The initialized inference workflow of ``spec["bundle"]`` with untrained weights (seed 0) saved as the
+    ``model.pt`` in ``overrides["ckpt_dir"]``, and this forked child's runtime cache at ``spec["runtime_cache"]``."""
+    ckpt = Path(overrides["ckpt_dir"])
+    ckpt.mkdir(parents=True, exist_ok=True)
+    if spec.get("runtime_cache"):  # this forked child only: the run's own cache of exported networks
+        os.environ["MEDSEG_RUNTIME_CACHE"] = spec["runtime_cache"]
+    wf = Bundle(spec["bundle"]).workflow(files, "infer", **overrides)
+    wf.initialize()
+    torch.manual_seed(0)
+    torch.save(wf.parser.get_parsed_content("network_def").state_dict(), ckpt / "model.pt")
+    return wf
+
+
 def run_pipeline(spec: dict) -> dict:
     """One bundle pipeline (``spec``: bundle, config files, overrides, ``warm``, ``untimed_first_run``,
     ``runtime_cache``) with untrained weights saved as its ``model.pt``: wall seconds of ``run()``, this
@@ -78,14 +92,7 @@ def run_pipeline(spec: dict) -> dict:
     With ``warm`` the pipeline runs a second time in the same process and that run's wall and forward seconds
     are reported too (``warm_wall_s``, ``forward_s``): the first run also pays one-off set-up (oneDNN kernels
     for every layer shape, first-touch allocations), which a whole volume pays once, not per slice."""
-    ckpt = Path(spec["overrides"]["ckpt_dir"])
-    ckpt.mkdir(parents=True, exist_ok=True)
-    if spec.get("runtime_cache"):  # this forked child only: the run's own cache of exported networks
-        os.environ["MEDSEG_RUNTIME_CACHE"] = spec["runtime_cache"]
-    wf = Bundle(spec["bundle"]).workflow(spec["files"], "infer", **spec["overrides"])
-    wf.initialize()
-    torch.manual_seed(0)
-    torch.save(wf.parser.get_parsed_content("network_def").state_dict(), ckpt / "model.pt")  # untrained weights
+    wf = _untrained_workflow(spec, spec["files"], spec["overrides"])
     leaves = _leaf_networks(wf.parser.get_parsed_content("network"))
     recorded: dict = {}
 
@@ -124,13 +131,7 @@ def run_whole_volume(spec: dict) -> dict:
     in one evaluator run with untrained weights: seconds of the whole volume from fetching it to its saved label
     map (the warm-up pays the runtime's export and compilation, as a user's first scan does once), and the
     process's peak RSS."""
-    ckpt = Path(spec["overrides"]["ckpt_dir"])
-    ckpt.mkdir(parents=True, exist_ok=True)
-    os.environ["MEDSEG_RUNTIME_CACHE"] = spec["runtime_cache"]
-    wf = Bundle(spec["bundle"]).workflow(["inference.json"], "infer", datalist=spec["images"], **spec["overrides"])
-    wf.initialize()
-    torch.manual_seed(0)
-    torch.save(wf.parser.get_parsed_content("network_def").state_dict(), ckpt / "model.pt")
+    wf = _untrained_workflow(spec, ["inference.json"], {**spec["overrides"], "datalist": spec["images"]})
     evaluator, stamps = wf.parser.get_parsed_content("evaluator"), {}
     evaluator.add_event_handler(Events.GET_BATCH_STARTED, lambda e: stamps.setdefault(e.state.iteration, [
         time.perf_counter()]))
