@@ -48,17 +48,27 @@ def load_pipeline_weights(
     return network
 
 
-def combine_pipelines(stage1_path: str, stage2_path: str, out_path: str, half: bool = False) -> None:
+def combine_pipelines(
+    stage1_path: str, stage2_path: str, out_path: str, half: bool = False, organ_paths: dict[str, str] | None = None
+) -> None:
     """Write ``out_path``: the ``stage1.*`` tensors of ``stage1_path`` and the ``stage2.*`` ones of ``stage2_path``.
 
     Stage 2 trains on crops around the ground truth (thesis section 3.4), not on stage 1's output, so the
     organ nets can train beside stage 1 in another ``ckpt_dir`` (``--stage_setup`` with ``missing_ok``)
-    and be joined afterwards. With ``half`` the floating-point tensors are stored as float16, half the file
-    (``load_state_dict`` casts them back to the network's float32). Written atomically; neither input is changed.
+    and be joined afterwards. ``organ_paths`` (organ -> ``model.pt``) takes those organs' nets
+    (``stage2.<organ>.*``) from their own files instead, for organ nets trained side by side, each in a folder of
+    its own. With ``half`` the floating-point tensors are stored as float16, half the file
+    (``load_state_dict`` casts them back to the network's float32). Written atomically; no input is changed.
     """
     first, second = _pipeline_state(stage1_path), _pipeline_state(stage2_path)
     combined = {k: v for k, v in first.items() if k.startswith("stage1.")}
     combined.update({k: v for k, v in second.items() if k.startswith("stage2.")})
+    for organ, path in (organ_paths or {}).items():
+        prefix = f"stage2.{organ}."
+        own = {k: v for k, v in _pipeline_state(path).items() if k.startswith(prefix)}
+        if not own or set(own) != {k for k in combined if k.startswith(prefix)}:
+            raise ValueError(f"{path} has no organ net {organ!r} of the pipeline in {stage2_path}")
+        combined.update(own)
     if set(combined) != set(first) | set(second) or not combined:
         raise ValueError(f"{stage1_path} and {stage2_path} are not two-stage pipelines of the same organs")
     if half:

@@ -21,6 +21,7 @@ from monai.transforms import Randomizable, Transform
 from ..bundle.weights import CheckpointError, read_checkpoint
 from ..ops.flags import as_bool
 from .checkpoints import AtomicCheckpointSaver
+from .cpu_clock import CpuClock
 
 
 def _mt19937_to_tensors(state: tuple) -> dict:
@@ -121,7 +122,10 @@ class ResumableTraining:
     - ``trainer``: ignite's epoch and iteration counters;
     - ``rng``: :class:`RandomStates` of ``random_transforms`` (the train preprocessing);
     - ``best_metric`` and ``best_model_saver``: the evaluator's best key metric and the best-model
-      ``CheckpointSaver``'s record, so a worse epoch after the restart does not overwrite ``model.pt``.
+      ``CheckpointSaver``'s record, so a worse epoch after the restart does not overwrite ``model.pt``;
+    - ``cpu_clock`` (with ``cpu_curve``, a CSV path): the run's CPU-seconds so far and its per-epoch rows
+      (:class:`~custom_networks.engine.cpu_clock.CpuClock`), rewritten to ``cpu_curve`` at every epoch end, so a
+      resumed run's curve of validation Dice against CPU-hours goes on where it stopped.
 
     On start, when ``enabled`` and ``checkpoint`` exists, everything is restored and training goes on at the
     next epoch; a run that had reached ``max_epochs`` does nothing (pass a larger ``--max_epochs`` to train
@@ -132,7 +136,7 @@ class ResumableTraining:
 
     def __init__(self, checkpoint: str, save_dict: dict, evaluator: Engine | None = None,
                  best_model_saver: AtomicCheckpointSaver | None = None, random_transforms: Any = None,
-                 enabled: bool | str = True) -> None:
+                 enabled: bool | str = True, cpu_curve: str | None = None) -> None:
         self.path = Path(checkpoint)
         self.enabled = as_bool(enabled, "resume")
         self.objects: dict[str, Any] = {k: _unwrap(v) for k, v in save_dict.items() if v is not None}
@@ -141,12 +145,17 @@ class ResumableTraining:
             self.objects["best_metric"] = _BestMetric(evaluator)
         if best_model_saver is not None:
             self.objects["best_model_saver"] = best_model_saver
+        self.clock = CpuClock(cpu_curve, evaluator) if cpu_curve else None
+        if self.clock is not None:
+            self.objects["cpu_clock"] = self.clock
         # read now, while the configs are parsed: a bad file stops the run before any log or output is written
         self.state = self._read() if self.enabled and self.path.is_file() else None
 
     def attach(self, engine: Engine) -> None:
         self.objects["trainer"] = engine
         engine.add_event_handler(Events.STARTED, self.load)
+        if self.clock is not None:
+            self.clock.attach(engine)  # its epoch row is written before the state that holds it is saved
         engine.add_event_handler(Events.EPOCH_COMPLETED, self.save)
 
     def _read(self) -> dict:

@@ -28,9 +28,15 @@ from monai.data import MetaTensor
 
 from ..ops.boxes import Box, crop_and_resize, expand_box, organ_box, paste_max, scale_box
 from ..ops.flags import as_bool
+from ..ops.mirror import mirrored_channels
+from ..ops.windows import box_centre, crop_window, paste_window_max, window_size_for, window_start
 from .unet3d import UNet3D
 
-__all__ = ["TwoStageUNet"]
+__all__ = ["TwoStageUNet", "CROP_MODES"]
+
+#: How an organ net's input is cut around stage 1's organ: the thesis's box resized to a fixed size, or a
+#: fixed-size window of the working grid centred on the organ, never rescaled (:mod:`custom_networks.ops.windows`).
+CROP_MODES = ("resize", "window")
 
 
 class TwoStageUNet(nn.Module):
@@ -66,6 +72,10 @@ class TwoStageUNet(nn.Module):
         in_channels, features, norm, dropout: passed to every :class:`~custom_networks.nets.unet3d.UNet3D`.
         min_margin, fraction: box enlargement (see :func:`~custom_networks.ops.boxes.expand_box`).
         use_stage2: run stage 2 (default) or return stage 1's probabilities.
+        crop_mode: ``"resize"`` (the thesis; default) or ``"window"`` (see step 2).
+        test_time_flip: also segment the left-right mirrored volume and average the two outputs, the mirrored
+            one with its left and right organs' channels swapped back (:mod:`custom_networks.ops.mirror`);
+            twice the work. Default False.
     """
 
     def __init__(
@@ -80,6 +90,8 @@ class TwoStageUNet(nn.Module):
         min_margin: Sequence[int] = (8, 8, 3),
         fraction: float = 0.15,
         use_stage2: bool = True,
+        crop_mode: str = "resize",
+        test_time_flip: bool = False,
     ) -> None:
         super().__init__()
         self.organs = tuple(organs)
@@ -91,6 +103,11 @@ class TwoStageUNet(nn.Module):
         self.min_margin = tuple(min_margin)
         self.fraction = fraction
         self.use_stage2 = as_bool(use_stage2, "use_stage2")
+        if crop_mode not in CROP_MODES:
+            raise ValueError(f"crop_mode must be one of {CROP_MODES}, got {crop_mode!r}.")
+        self.crop_mode = crop_mode
+        self.test_time_flip = as_bool(test_time_flip, "test_time_flip")
+        self.mirrored_channels = mirrored_channels(self.organs)
         net = dict(in_channels=in_channels, features=features, norm=norm, dropout=dropout)
         self.stage1 = UNet3D(out_channels=1 + len(self.organs), **net)
         self.stage2 = nn.ModuleDict({o: UNet3D(out_channels=2, **net) for o in self.organs})
@@ -119,21 +136,43 @@ class TwoStageUNet(nn.Module):
         source = x if isinstance(x, MetaTensor) else None
         x = x.as_tensor() if source is not None else x  # plain tensors inside; metadata restored on the output
         out = self._segment(x)
+        if self.test_time_flip:  # axis 2 runs left-right (RAS)
+            mirrored = self._segment(torch.flip(x, dims=[2]))
+            out = (out + torch.flip(mirrored, dims=[2])[:, self.mirrored_channels]) / 2
         return out if source is None else MetaTensor(out).copy_meta_from(source)
 
     def _segment(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.stage1_logits(x)
         if not self.use_stage2:
             return torch.softmax(F.interpolate(logits, size=x.shape[2:], mode="trilinear", align_corners=False), dim=1)
-        labels = logits.argmax(dim=1)
+        return self.organ_probabilities(x, logits.argmax(dim=1))
+
+    def organ_probabilities(self, x: torch.Tensor, labels: torch.Tensor, warn: bool = True) -> torch.Tensor:
+        """Stage 2 on the organs of ``labels``: (B, 1 + n_organs, *x's grid) probabilities, channel 0 the constant 0.5.
+
+        ``labels`` (B, X', Y', Z') is a label map on any grid covering ``x``'s extent: stage 1's argmax (the
+        pipeline), or the ground truth on ``x``'s grid (the "ground-truth boxes" row of
+        ``python -m scripts.decompose_head_neck``). Channel ``i`` holds organ ``i``'s foreground probability inside
+        its crop and 0 elsewhere, so ``argmax`` merges the organs and ``[:, i] > 0.5`` is organ ``i``'s net alone.
+        """
         out = torch.zeros((x.shape[0], 1 + len(self.organs)) + tuple(x.shape[2:]), dtype=x.dtype, device=x.device)
         out[:, 0] = 0.5
         for b in range(x.shape[0]):
             for i, (organ, box) in enumerate(self.organ_boxes(labels[b], x.shape[2:]).items(), start=1):
                 if box is None:
-                    warnings.warn(f"stage 1 found no {organ} in volume {b}; its output is empty.", stacklevel=2)
+                    if warn:
+                        warnings.warn(f"stage 1 found no {organ} in volume {b}; its output is empty.", stacklevel=2)
                     continue
-                crop = crop_and_resize(x[b : b + 1], box, self.crop_sizes[organ])
-                prob = torch.softmax(self.stage2[organ](crop), dim=1)[:, 1:]
-                paste_max(out[b : b + 1, i : i + 1], prob, box)
+                self._segment_organ(x[b : b + 1], organ, box, out[b : b + 1, i : i + 1])
         return out
+
+    def _segment_organ(self, x: torch.Tensor, organ: str, box: Box, out: torch.Tensor) -> None:
+        """Run ``organ``'s net on its crop of ``x`` (1, C, *S) around the enlarged ``box``; paste into ``out``."""
+        if self.crop_mode == "resize":
+            crop = crop_and_resize(x, box, self.crop_sizes[organ])
+            paste_max(out, torch.softmax(self.stage2[organ](crop), dim=1)[:, 1:], box)
+            return
+        size = window_size_for(box, self.crop_sizes[organ], self.stage1.size_multiple)
+        start = window_start(box_centre(box), size)
+        prob = torch.softmax(self.stage2[organ](crop_window(x, start, size)), dim=1)[:, 1:]
+        paste_window_max(out, prob, start)

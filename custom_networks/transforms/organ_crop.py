@@ -15,8 +15,9 @@ from monai.config import KeysCollection
 from monai.transforms import LoadImage, MapTransform, Randomizable, Resize, SpatialCrop
 
 from ..ops.boxes import Box, box_slices, expand_box, jitter_box, organ_box
+from ..ops.windows import box_centre, crop_window, window_start
 
-__all__ = ["OrganCropd", "foreground_weight"]
+__all__ = ["OrganCropd", "OrganWindowd", "foreground_weight"]
 
 
 class OrganCropd(Randomizable, MapTransform):
@@ -28,9 +29,12 @@ class OrganCropd(Randomizable, MapTransform):
     (:func:`~custom_networks.ops.boxes.expand_box`) and moved by ``+-jitter`` voxels per face
     (:func:`~custom_networks.ops.boxes.jitter_box`; 0 for validation). The image is resized trilinearly, the
     label by nearest neighbour and made binary (1 = this organ, 0 = everything else, other organs included).
-    A case without the organ gives a centred crop of ``spatial_size`` with an empty label and a warning.
+    A case without the organ gives a centred crop of ``spatial_size`` with an empty label and a warning. With
+    ``num_samples`` > 1 a list of that many crops (each with its own jitter) is returned, which MONAI's
+    collation flattens into the batch.
 
-    Shapes: ``image`` (C, X, Y, Z) and ``label`` (1, X, Y, Z) -> both (C, *spatial_size).
+    Shapes: ``image`` (C, X, Y, Z) and ``label`` (1, X, Y, Z) -> both (C, *spatial_size) (a list of
+    ``num_samples`` such dicts when ``num_samples`` > 1).
     """
 
     def __init__(
@@ -42,9 +46,11 @@ class OrganCropd(Randomizable, MapTransform):
         min_margin: Sequence[int] = (8, 8, 3),
         fraction: float = 0.15,
         jitter: int = 4,
+        num_samples: int = 1,
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
+        self.num_samples = int(num_samples)
         self.organ_label = int(organ_label)
         self.spatial_size = tuple(int(s) for s in spatial_size)
         self.label_key = label_key
@@ -67,7 +73,12 @@ class OrganCropd(Randomizable, MapTransform):
         box = expand_box(box, shape, self.min_margin, self.fraction)
         return jitter_box(box, shape, self.jitter, self.R) if self.jitter else box
 
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor] | list[dict]:
+        samples = [self.sample(data) for _ in range(self.num_samples)]
+        return samples if self.num_samples > 1 else samples[0]
+
+    def sample(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        """One crop of ``data`` (its own jitter)."""
         d = dict(data)
         label = d[self.label_key]
         box = self.box_for(label, str(getattr(label, "meta", {}).get("filename_or_obj", "")))
@@ -76,6 +87,61 @@ class OrganCropd(Randomizable, MapTransform):
             is_label = key == self.label_key
             out = Resize(self.spatial_size, mode="nearest" if is_label else "trilinear")(crop(d[key]))
             d[key] = (out == self.organ_label).to(out.dtype) if is_label else out
+        return d
+
+
+class OrganWindowd(OrganCropd):
+    """Stage-2 training samples of one organ: windows of a fixed size centred on the organ, never rescaled.
+
+    The ``crop_mode="window"`` counterpart of :class:`OrganCropd` (see :mod:`custom_networks.ops.windows`): the
+    centre of the organ's enlarged ground-truth box (as :class:`~custom_networks.nets.two_stage.TwoStageUNet`
+    centres its windows on stage 1's enlarged box), moved by a uniform integer in ``[-jitter, jitter]`` voxels
+    per axis (``jitter`` one number, or one per axis: stage 1's localisation error, largest across slices;
+    0 for validation), and a window of ``spatial_size`` cut there,
+    padded with the edge values (image) or 0 (label) where it leaves the volume. The label is made binary;
+    ``num_samples`` as in :class:`OrganCropd`. A case without the organ gives a centred window with an empty
+    label and a warning.
+
+    Shapes: ``image`` (C, X, Y, Z) and ``label`` (1, X, Y, Z) -> both (C, *spatial_size). Defaults: ``jitter=3``.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        organ_label: int,
+        spatial_size: Sequence[int],
+        label_key: str = "label",
+        min_margin: Sequence[int] = (8, 8, 3),
+        fraction: float = 0.15,
+        jitter: int | Sequence[int] = 3,
+        num_samples: int = 1,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        self.window_jitter = tuple(int(j) for j in jitter) if isinstance(jitter, Sequence) else (int(jitter),)
+        super().__init__(keys, organ_label, spatial_size, label_key, min_margin, fraction, max(self.window_jitter),
+                         num_samples, allow_missing_keys)
+
+    def window_start_for(self, label: torch.Tensor, name: str = "") -> tuple[int, ...]:
+        """The (jittered) first voxel of this organ's window in a (1, X, Y, Z) label."""
+        shape = tuple(label.shape[1:])
+        box = organ_box(torch.as_tensor(label[0]) == self.organ_label)
+        if box is None:
+            warnings.warn(f"{name or 'a training case'} has no voxels of label {self.organ_label}; using a centred window.")
+            centre = tuple((s - 1) / 2 for s in shape)
+        else:
+            centre = box_centre(expand_box(box, shape, self.min_margin, self.fraction))
+        jitter = self.window_jitter if len(self.window_jitter) == len(shape) else self.window_jitter * len(shape)
+        centre = [c + int(self.R.randint(-j, j + 1)) if j else c for c, j in zip(centre, jitter)]
+        return window_start(centre, self.spatial_size)
+
+    def sample(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        label = d[self.label_key]
+        start = self.window_start_for(label, str(getattr(label, "meta", {}).get("filename_or_obj", "")))
+        for key in self.key_iterator(d):
+            is_label = key == self.label_key
+            window = crop_window(d[key][None], start, self.spatial_size, pad="zeros" if is_label else "replicate")[0]
+            d[key] = (window == self.organ_label).to(window.dtype) if is_label else window
         return d
 
 

@@ -36,6 +36,19 @@ def test_combined_pipeline_takes_stage1_from_one_file_and_the_organ_nets_from_th
         combine_pipelines(tmp_path / "s1.pt", tmp_path / "other.pt", tmp_path / "bad.pt")
 
 
+def test_organ_nets_trained_in_folders_of_their_own_are_taken_from_them(tmp_path):
+    one, two, only_b = _net(seed=1), _net(seed=2), _net(seed=4)
+    for name, net in (("s1", one), ("s2", two), ("b", only_b)):
+        torch.save(net.state_dict(), tmp_path / f"{name}.pt")
+    combine_pipelines(tmp_path / "s1.pt", tmp_path / "s2.pt", tmp_path / "out.pt", organ_paths={"b": tmp_path / "b.pt"})
+    out = torch.load(tmp_path / "out.pt", weights_only=True)
+    for k, v in out.items():
+        source = one if k.startswith("stage1.") else only_b if k.startswith("stage2.b.") else two
+        assert torch.equal(v, source.state_dict()[k]), k
+    with pytest.raises(ValueError, match="no organ net 'c'"):
+        combine_pipelines(tmp_path / "s1.pt", tmp_path / "s2.pt", tmp_path / "bad.pt", organ_paths={"c": tmp_path / "b.pt"})
+
+
 def test_stage1_keeps_only_the_organ_nets_and_refuses_another_organ_setup(tmp_path):
     served = _net(seed=1)
     torch.save(served.state_dict(), tmp_path / "model.pt")

@@ -116,7 +116,12 @@ def test_openkbp_model_selection_uses_training_cases_and_each_organ_net_only_cas
     names = lambda key: [p["image"].rsplit("/", 1)[-1] for p in parser.get_parsed_content(key)]  # noqa: E731
     assert names("selection_cases") == ["pt_1.nii.gz", "pt_4.nii.gz"]  # every 2nd training patient
     assert names("fitting_cases") == ["pt_2.nii.gz", "pt_6.nii.gz"]  # the validation list stays unseen
-    assert names("train#dataset#data") == ["pt_2.nii.gz"]  # pt_6 has no left parotid contour
+    # pt_6 has no left parotid contour: it trains the left-parotid net only mirrored (its right parotid made
+    # left), pt_2 both as it is and mirrored
+    assert [(p["image"].rsplit("/", 1)[-1], p["mirror"]) for p in parser.get_parsed_content("train#dataset#data")] == [
+        ("pt_2.nii.gz", False), ("pt_2.nii.gz", True), ("pt_6.nii.gz", True)]
+    parser["stage2_mirror"] = False
+    assert names("train#dataset#data") == ["pt_2.nii.gz"]
     parser["organ"] = "larynx"
     with pytest.raises(Exception) as e:
         parser.get_parsed_content("train#dataset#data", lazy=False)

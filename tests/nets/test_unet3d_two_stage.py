@@ -102,3 +102,32 @@ def test_two_stage_stage1_only_and_state_dict_layout():
         TwoStageUNet(ORGANS, {"a": (16, 16, 8)}, **TINY)
     with pytest.raises(ValueError, match="divisible by 8"):
         TwoStageUNet(ORGANS, {o: (12, 16, 8) for o in ORGANS}, **TINY)
+
+
+def test_window_mode_pastes_each_organ_back_unscaled(monkeypatch):
+    lab = label_map()
+    lab[38, 1, 1] = 0
+    net = TwoStageUNet(ORGANS, {o: (8, 8, 8) for o in ORGANS}, crop_mode="window", min_margin=(1, 1, 1), **TINY).eval()
+    onehot = torch.nn.functional.one_hot(lab, 4).permute(3, 0, 1, 2)[None].float()
+    monkeypatch.setattr(net, "stage1_logits", lambda x: onehot * 10)
+    for i, organ in enumerate(ORGANS, start=1):
+        net.stage2[organ] = _Indicator(i / 4)
+    with torch.no_grad():
+        pred = net((lab / 4).float()[None, None]).argmax(1)[0]
+    assert torch.equal(pred, lab)  # no resizing: the stand-ins' masks come back voxel for voxel
+
+
+def test_test_time_flip_is_the_average_with_the_mirrored_output_relabelled():
+    torch.manual_seed(0)
+    organs = ("brainstem", "parotid_right", "parotid_left")
+    kwargs = dict(features=(4, 8, 16, 32), stage1_size=(16, 16, 16), crop_mode="window", min_margin=(1, 1, 1))
+    plain = TwoStageUNet(organs, {o: (8, 8, 8) for o in organs}, **kwargs).eval()
+    flipped = TwoStageUNet(organs, {o: (8, 8, 8) for o in organs}, test_time_flip=True, **kwargs).eval()
+    flipped.load_state_dict(plain.state_dict())
+    x = torch.randn(1, 1, 32, 24, 16)
+    with torch.no_grad():
+        by_hand = plain(x)
+        mirrored = torch.flip(plain(torch.flip(x, dims=[2])), dims=[2])
+        by_hand = (by_hand + mirrored[:, [0, 1, 3, 2]]) / 2  # the two parotids' channels swapped back
+        assert torch.allclose(flipped(x), by_hand)
+    assert by_hand[:, 2:].amax() > 0 and not torch.allclose(by_hand, plain(x))  # parotids found, flips matter

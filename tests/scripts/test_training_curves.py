@@ -33,3 +33,13 @@ def test_a_log_without_training_lines_is_refused(tmp_path):
     (tmp_path / "b.log").write_text("nothing here\n")
     with pytest.raises(ValueError, match="b.log has no MONAI StatsHandler"):
         read_log(tmp_path / "b.log")
+
+
+def test_cpu_curves_add_cpu_hours_and_must_name_logged_runs(tmp_path):
+    (tmp_path / "a.log").write_text(LOG)
+    (tmp_path / "cpu.csv").write_text("epoch,cpu_s,val_mean_dice\n1,1800.0,0.25\n2,3600.0,\n")
+    csv_path, _ = write_curves({"stage1": tmp_path / "a.log"}, tmp_path / "curves", cpu={"stage1": tmp_path / "cpu.csv"})
+    rows = list(csv.DictReader(csv_path.read_text().splitlines()))
+    assert [r["cpu_hours"] for r in rows] == ["0.5000", "1.0000"]
+    with pytest.raises(ValueError, match="other"):
+        write_curves({"stage1": tmp_path / "a.log"}, tmp_path / "c2", cpu={"other": tmp_path / "cpu.csv"})
