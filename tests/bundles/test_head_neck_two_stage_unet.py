@@ -120,7 +120,7 @@ def test_openkbp_model_selection_uses_training_cases_and_each_organ_net_only_cas
     # left), pt_2 both as it is and mirrored
     assert [(p["image"].rsplit("/", 1)[-1], p["mirror"]) for p in parser.get_parsed_content("train#dataset#data")] == [
         ("pt_2.nii.gz", False), ("pt_2.nii.gz", True), ("pt_6.nii.gz", True)]
-    parser["stage2_mirror"] = False
+    parser["mirror_left_right"] = False
     assert names("train#dataset#data") == ["pt_2.nii.gz"]
     parser["organ"] = "larynx"
     with pytest.raises(Exception) as e:
