@@ -1,6 +1,6 @@
-"""One benchmark run for every bundle, side by side: training, inference, networks, torchrun.
+"""One benchmark run for every bundle, side by side: training step, training, inference, networks, torchrun.
 
-    python -m scripts.benchmark [--bundle a,b] [--quick] [--out docs] [--threads 2]
+    python -m scripts.benchmark [--bundle a,b] [--quick] [--out docs] [--threads 2] [--sections conv,training_step]
 
 Writes ``<out>/benchmarks.md``, ``<out>/benchmarks.json`` (every figure, with the device it came from) and PNG
 plots under ``<out>/img/``. Everything is measured in ONE run, so ratios compare like with like on a shared
@@ -12,6 +12,12 @@ Sections (sizes of each profile in :data:`scripts.benchmark.profiles.PROFILES`, 
 
 - **conv throughput** (the yardstick): a grid of 3x3 conv2d and 3^3 conv3d (widths 32-256, contiguous and
   channels-last); the best GFLOP/s per dimension, beside the CPU's theoretical fp32 peak and its derivation.
+- **training step** (``training_step``): the head-and-neck bundle's networks as its ``train.json`` /
+  ``train_stage2.json`` train them (stage 1 at ``stage1_size``; each organ net, one per distinct ``crop_sizes``
+  entry, on ``stage2_batch`` x ``stage2_samples`` windows): the pure step (forward + loss + backward + Adam step on
+  one fixed random batch), its FLOPs (3 x one forward's ``FlopCounterMode`` count), achieved GFLOP/s and their
+  share of the best conv3d rate (targets: stage 1 >= 0.3, organ nets >= 0.25); beside it batch 1 (seconds per
+  window), channels-last and ``torch.compile`` (its compile rows within a time budget).
 - **training**: each bundle's ``train.json`` (its network, loss, optimizer, transforms and data loader, on
   synthetic phantom data) through its ``SupervisedTrainer``: mean seconds per iteration in the steady state,
   versus the pure forward + loss + backward + step of the same network on one fixed batch; ratio pure/full

@@ -42,6 +42,9 @@ def quick() -> dict[str, Any]:
         "concurrent": True,
         "torchrun": {"bundle": KNEE, "data": "blobs", "volumes": 4, "epochs": 1,
                      "overrides": {**tiny(KNEE), "slices_per_volume": 2}},
+        # the shipped configs at tiny widths and sizes: stage 1 and one organ-net size (every organ 16^3)
+        "training_step": {"bundle": HEAD_NECK, "overrides": tiny(HEAD_NECK, "openkbp"), "repeats": 2,
+                          "compile_budget_s": 60},
     }
 
 
@@ -73,6 +76,9 @@ def standard() -> dict[str, Any]:
         "concurrent": False,
         "torchrun": {"bundle": KNEE, "data": "phantoms", "volumes": 6, "epochs": 2,
                      "overrides": {"network_def#features": [8, 16, 32, 64, 128], "slices_per_volume": 2}},
+        # the shipped train.json / train_stage2.json as they are (no overrides): widths, stage1_size, crop_sizes,
+        # stage2_batch x stage2_samples; torch.compile rows (a cold compile: 30-60 s each) share one budget
+        "training_step": {"bundle": HEAD_NECK, "overrides": {}, "repeats": 3, "compile_budget_s": 75},
     }
 
 
@@ -93,5 +99,6 @@ BEFORE_FIXES: dict[int, dict[str, Any]] = {
             "network_def#_target_": "scripts.benchmark.worker.FullGridBoxesTwoStageUNet",
             "postprocessing#transforms#0": {"_target_": "Invertd", "keys": "pred", "transform": "@preprocessing",
                                             "orig_keys": "image", "nearest_interp": False, "to_tensor": True},
-            "postprocessing#transforms#1": {"_target_": "AsDiscreted", "keys": "pred", "argmax": True}}},
+            "postprocessing#transforms#1": {"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
+            "postprocessing#transforms#2": {"_target_": "Identity"}}},  # the label map's nearest Invertd, undone
 }

@@ -13,8 +13,9 @@ import fire
 
 from scripts.common.bundles import SHARED_DATA
 
-#: goals of issue 9
-GOALS = {"training_ratio": 0.90, "efficiency": 0.6, "two_stage_speedup": 2.0}
+#: goals of issue 9; the training step's shares of the best conv3d rate: issue 26
+GOALS = {"training_ratio": 0.90, "efficiency": 0.6, "two_stage_speedup": 2.0, "step_share_stage1": 0.3,
+         "step_share_organ": 0.25}
 
 
 def timed_wall_s(run: dict) -> float:
@@ -105,6 +106,44 @@ def training_section(results: dict) -> list[str]:
             "on), timed one by one on the cached items (`scripts.benchmark.run.random_transform_seconds`), beside "
             "the pure step.", "",
             *_table(["bundle", "pure step s", "transforms s", "per transform s, costliest first"], profile), ""]
+
+
+def training_step_section(results: dict) -> list[str]:
+    """The training-step section: each head-and-neck network's pure step, and its share of the best conv3d rate."""
+    t = results.get("training_step")
+    if not t:
+        return []
+    rows = []
+    for r in t["rows"]:
+        organs = ", ".join(r["organs"]) if r["part"] == "organ net" else f"{len(r['organs'])} organs + background"
+        head = [r["part"], organs, "x".join(map(str, r["input"])), r["variant"]]
+        if "step_s" not in r:
+            rows.append([*head, _g(r["gflop_step"]) if "gflop_step" in r else "–", "–", "–", "–", "–",
+                         _f(r["target"]), r["error"], results["device"]])
+            continue
+        share = _f(r["share"])
+        note = (f"first step {_f(r['first_step_s'], 1)} s (compiling; inductor cache {r['inductor_cache']})"
+                if "inductor_cache" in r else "")
+        rows.append([*head, _g(r["gflop_step"]), _f(r["step_s"], 3), _f(r["s_per_window"], 4), _g(r["gflops_per_s"]),
+                     f"**{share}**" if r["share"] >= r["target"] else share, _f(r["target"]), note, results["device"]])
+    return ["## Training step: head-and-neck networks, pure step versus the conv yardstick", "",
+            "The pure step (forward + loss + backward + optimizer step on one fixed random batch, median of "
+            f"{t['repeats']} after a warm-up; `scripts.benchmark.run.step_row`) of each network the bundle trains, "
+            f"built from its own `train.json` (stage 1) and `train.json` + `train_stage2.json` (organ nets) with "
+            f"overrides `{json.dumps(t['overrides'])}`: its widths, loss, Adam and batch. Stage 1 at `stage1_size`, "
+            f"batch 1; each organ net on `stage2_batch` x `stage2_samples` = {t['stage2_batch']} x "
+            f"{t['stage2_samples']} windows of its `crop_sizes` entry (`crop_mode` `{t['crop_mode']}`; the organs of "
+            "one size share a row, as their nets are the same U-Net). GFLOP per step = 3 x the `FlopCounterMode` "
+            "count of one forward (backward = 2 x forward); GFLOP/s = that / step s; share = GFLOP/s / the best "
+            f"conv3d rate of this run ({_f(t.get('conv3d_gflops_per_s'), 1)} GFLOP/s, conv section). "
+            f"Targets: stage 1 >= {GOALS['step_share_stage1']}, organ nets >= {GOALS['step_share_organ']} "
+            "(met: bold). Variants, each in its own process: `contiguous` (the bundle's own step), `batch 1` "
+            "(one window per step instead of the configured batch: compare `s per window`), `channels-last` "
+            "(`torch.channels_last_3d` network and input), `torch.compile` (default inductor; its first step "
+            f"compiles; the compile rows share a budget of {_f(t['compile_budget_s'], 0)} s, stage 1 first, and a "
+            "row that would overrun it says so).", "",
+            *_table(["part", "organs", "input (B x C x X x Y x Z)", "variant", "GFLOP per step", "step s",
+                     "s per window", "GFLOP/s", "share of best conv3d", "target", "note", "device"], rows), ""]
 
 
 def inference_section(results: dict) -> list[str]:
@@ -237,6 +276,21 @@ def torchrun_section(results: dict) -> list[str]:
               if t["speedup"] > 2.05 else [])]
 
 
+def step_headline(section: dict | None) -> list[str]:
+    """One headline line per part of the training-step section: the bundle's own step's share, and the best variant."""
+    lines = []
+    for part, goal in (("stage 1", GOALS["step_share_stage1"]), ("organ net", GOALS["step_share_organ"])):
+        rows = [r for r in (section or {}).get("rows", []) if r["part"] == part and "share" in r]
+        own = [r["share"] for r in rows if r["variant"] == "contiguous"]
+        if own:
+            best = max(rows, key=lambda r: r["share"])
+            span = _f(own[0]) if len(own) == 1 else f"{_f(min(own))}-{_f(max(own))}"
+            lines.append(f"- training step head-neck {part}{'s' if len(own) > 1 else ''}: {span} of the best conv3d "
+                         f"rate as configured, best {_f(best['share'])} ({best['variant']}, "
+                         f"{'x'.join(map(str, best['input']))}); target >= {goal}")
+    return lines
+
+
 def headline(results: dict) -> list[str]:
     """The ratios the issue sets goals for, one line each."""
     lines = []
@@ -246,6 +300,7 @@ def headline(results: dict) -> list[str]:
             own = next(r for r in entry["rows"] if r["variant"] == entry["own_loader"])
             lines.append(f"- training {bundle}: pure/full {_f(own['ratio'])} with the bundle's loader, best "
                          f"{_f(best['ratio'])} ({best['variant']}); goal >= {GOALS['training_ratio']}")
+    lines += step_headline(results.get("training_step"))
     for bundle, entry in results.get("inference", {}).items():
         r = entry["runs"]["inference.json"]
         lines.append(f"- inference {bundle}: efficiency {_f(r['efficiency_network'])} (network forwards), "
@@ -287,7 +342,8 @@ def markdown(results: dict, profile: dict | None = None) -> str:
             "count too). " + _conditions(results) + " All data is synthetic (phantoms or generated volumes) and all "
             "weights untrained, so nothing here is an accuracy; accuracy is in [results.md](results.md).",
             "", "## Headline", "", *headline(results), "",
-            *conv_section(results), *training_section(results), *inference_section(results),
+            *conv_section(results), *training_step_section(results), *training_section(results),
+            *inference_section(results),
             *networks_section(results), *layers_section(results), *torchrun_section(results)]
     if results.get("plots"):
         text += ["## Plots", "", *[f"![{Path(p).stem}](img/{Path(p).name})" for p in results["plots"]], ""]

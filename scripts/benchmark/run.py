@@ -1,4 +1,5 @@
-"""The benchmark's measurements: every section (conv, training, inference, networks, torchrun) and ``main``.
+"""The benchmark's measurements: every section (conv, training step, training, inference, networks, torchrun) and
+``main``.
 
 See :mod:`scripts.benchmark` for what each section measures. Each step runs in a process forked from the fork
 server (:func:`run_isolated`), whose preloaded module is :mod:`.worker`; torchrun starts its own processes.
@@ -26,7 +27,7 @@ from scripts.common.measure import (count_parameters, cpu_peak_gflops, device_na
                                     print_result, read_result, sync, torch_device)
 
 from .profiles import BEFORE_FIXES, PROFILES
-from .report import markdown, plots, timed_wall_s
+from .report import GOALS, markdown, plots, timed_wall_s
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -160,8 +161,9 @@ def own_loader_variant(bundle: str) -> str:
     return "cache_thread" if loader == "ThreadDataLoader" else "cache"
 
 
-def _pure_step_seconds(trainer, batch, repeats: int) -> float:
-    """Median seconds of forward + loss + backward + step of the trainer's network on one fixed batch."""
+def _pure_step(trainer, batch):
+    """``step(_)``: forward + loss + backward + optimizer step of the trainer's network (put in train mode) on one
+    fixed batch; ``trainer`` is anything with a ``SupervisedTrainer``'s network, loss, optimizer and inferer."""
     net, loss_fn, opt = trainer.network, trainer.loss_function, trainer.optimizer
     x, y = batch["image"].to(torch_device()), batch["label"].to(torch_device())
 
@@ -172,7 +174,12 @@ def _pure_step_seconds(trainer, batch, repeats: int) -> float:
         sync()
 
     net.train()
-    return median_seconds(step, None, repeats)
+    return step
+
+
+def _pure_step_seconds(trainer, batch, repeats: int) -> float:
+    """Median seconds of forward + loss + backward + step of the trainer's network on one fixed batch."""
+    return median_seconds(_pure_step(trainer, batch), None, repeats)
 
 
 def random_transform_seconds(dataset, samples: int = 8) -> dict[str, float]:
@@ -250,6 +257,158 @@ def training(bundles: list[str], tmp: Path, profile: dict, threads: int) -> dict
     return {bundle: run_isolated("train_bundle", (bundle, tmp, profile), threads) for bundle in bundles}
 
 
+# ----------------------------------------------------------------------------------------------- training step
+#: the training-step section's variants of each part: the configured batch (``one_window``: one window instead),
+#: memory format, and eager or ``torch.compile`` (default inductor)
+STEP_VARIANTS = {
+    "contiguous": {"one_window": False, "channels_last": False, "compile": False},
+    "batch 1": {"one_window": True, "channels_last": False, "compile": False},
+    "channels-last": {"one_window": False, "channels_last": True, "compile": False},
+    "torch.compile": {"one_window": False, "channels_last": False, "compile": True},
+}
+
+
+def step_parts(profile: dict) -> dict:
+    """The networks the training-step section times, as ``profile["training_step"]["bundle"]``'s configs (with
+    the profile's ``overrides``) train them: stage 1 on ``train.json``'s batch at ``stage1_size``, and the organ
+    nets of ``train.json`` + ``train_stage2.json`` on ``stage2_batch`` cases x ``stage2_samples`` windows of their
+    ``crop_sizes`` entry (one part per distinct size: the organ nets are one architecture, so organs of one size
+    share a row). Also the configs' ``crop_mode``, batch and samples."""
+    cfg = profile["training_step"]
+    bundle = Bundle(cfg["bundle"])
+    stage1 = bundle.parser(["train.json"], **cfg["overrides"])
+    stage2 = bundle.parser(["train.json", "train_stage2.json"], **cfg["overrides"])
+    batch, samples = int(stage2.get_parsed_content("stage2_batch")), int(stage2.get_parsed_content("stage2_samples"))
+    organs, crops = stage1.get_parsed_content("organs"), stage2.get_parsed_content("crop_sizes")
+    parts = [{"part": "stage 1", "organ": None, "organs": list(organs),
+              "input": [int(stage1.get_parsed_content("train#dataloader#batch_size")), 1,
+                        *map(int, stage1.get_parsed_content("stage1_size"))]}]
+    for organ in organs:
+        size = [int(s) for s in crops[organ]]
+        same = next((p for p in parts[1:] if p["input"][2:] == size), None)
+        if same:
+            same["organs"].append(organ)
+        else:
+            parts.append({"part": "organ net", "organ": organ, "organs": [organ], "input": [batch * samples, 1, *size]})
+    return {"crop_mode": stage2.get_parsed_content("crop_mode"), "stage2_batch": batch, "stage2_samples": samples,
+            "parts": parts}
+
+
+def step_row(spec: dict) -> dict:
+    """One row of the training-step section, in its own process: the part's network, loss, optimizer and inferer
+    built from the configs (``spec``: bundle, overrides, organ or None for stage 1, input shape, variant,
+    repeats), one fixed random batch (image noise; a label of every class, so every organ counts as contoured),
+    then the pure step (:func:`_pure_step`): the first call timed alone (under ``torch.compile`` it compiles),
+    then the median of ``repeats`` after a warm-up. FLOPs: ``FlopCounterMode`` of one forward, x3 for a training
+    step (the backward counted as twice the forward)."""
+    import types
+
+    import torch
+
+    how = STEP_VARIANTS[spec["variant"]]
+    files = ["train.json", "train_stage2.json"] if spec["organ"] else ["train.json"]
+    parser = Bundle(spec["bundle"]).parser(files, **spec["overrides"],
+                                           **({"organ": spec["organ"]} if spec["organ"] else {}))
+    net = parser.get_parsed_content("trained_net")
+    shape = (1, *spec["input"][1:]) if how["one_window"] else tuple(spec["input"])
+    fmt = torch.channels_last_3d if how["channels_last"] else torch.contiguous_format
+    net = net.to(memory_format=fmt)  # the parameters stay the optimizer's (converted in place)
+    torch.manual_seed(0)
+    image = torch.randn(shape, device=torch_device()).contiguous(memory_format=fmt)
+    label = torch.randint(0, int(parser.get_parsed_content("trained_classes")), (shape[0], 1, *shape[2:]),
+                          device=torch_device()).float()
+    gflop = flops_of(net, shape) / 1e9
+    row = {"variant": spec["variant"], "input": list(shape), "gflop_forward": gflop, "gflop_step": 3 * gflop}
+    trainer = types.SimpleNamespace(network=torch.compile(net) if how["compile"] else net,
+                                    loss_function=parser.get_parsed_content("loss"),
+                                    optimizer=parser.get_parsed_content("optimizer"),
+                                    inferer=parser.get_parsed_content("train#inferer"))
+    step = _pure_step(trainer, {"image": image, "label": label})
+    start = time.perf_counter()
+    try:
+        step(None)
+    except Exception as e:  # noqa: BLE001  (torch.compile failing is a result of this row, not a crash)
+        if not how["compile"]:
+            raise
+        first_line = (str(e).strip().splitlines() or [""])[0][:300]
+        return {**row, "error": f"torch.compile failed: {type(e).__name__}: {first_line}"}
+    row["first_step_s"] = time.perf_counter() - start
+    if how["compile"]:
+        from torch._dynamo.utils import counters
+
+        hits, misses = counters["inductor"]["fxgraph_cache_hit"], counters["inductor"]["fxgraph_cache_miss"]
+        row["inductor_cache"] = ("hit" if hits and not misses else "miss" if misses and not hits
+                                 else f"{hits} hit, {misses} miss")
+    row["step_s"] = median_seconds(step, None, spec["repeats"])
+    row["s_per_window"] = row["step_s"] / shape[0]
+    row["gflops_per_s"] = row["gflop_step"] / row["step_s"]
+    return row
+
+
+def _compile_row(spec: dict, left: float, budget: float, threads: int) -> dict:
+    """A ``torch.compile`` row within the ``left`` seconds of the section's compile ``budget``: stopped when it
+    overruns them, not run when nothing is left, and its process's failure recorded (a compile error inside it is
+    already the row's ``error``); in each case the row says so instead of a time."""
+    head = {"variant": spec["variant"], "input": spec["input"]}
+    if left <= 0:
+        return {**head, "error": f"not run: the section's compile budget ({budget:.0f} s) was spent on the rows before"}
+    try:
+        return run_isolated("step_row", (spec,), threads, timeout=left)
+    except TimeoutError:
+        return {**head, "error": f"torch.compile + {spec['repeats'] + 2} steps did not finish in the {left:.0f} s "
+                                 f"left of the section's compile budget ({budget:.0f} s)"}
+    except RuntimeError as e:  # the process died (a crashing compiler, out of memory) or failed outside the step
+        return {**head, "error": f"torch.compile run failed: {[ln for ln in str(e).splitlines() if ln.strip()][-1]}"}
+
+
+def training_step(profile: dict, threads: int) -> dict:
+    """The training-step section: each part of :func:`step_parts` in every :data:`STEP_VARIANTS` variant (``batch
+    1`` only where the configured batch is larger), each row in its own process (:func:`step_row`). The
+    ``torch.compile`` rows run last, stage 1 first and then the costliest organ nets, within
+    ``profile["training_step"]["compile_budget_s"]`` seconds in all. Shares of the best conv3d rate:
+    :func:`add_step_shares`, once the conv section has run."""
+    cfg = profile["training_step"]
+    plan = run_isolated("step_parts", (profile,), threads)
+    base = {"bundle": cfg["bundle"], "overrides": cfg["overrides"], "repeats": cfg["repeats"]}
+    rows, compiles = [], []
+    for i, part in enumerate(plan["parts"]):
+        for variant, how in STEP_VARIANTS.items():
+            if how["one_window"] and part["input"][0] == 1:
+                continue
+            spec = {**base, **part, "variant": variant}
+            if how["compile"]:
+                compiles.append((i, spec))
+                continue
+            row = run_isolated("step_row", (spec,), threads)
+            rows.append((i, {"part": part["part"], "organs": part["organs"], **row}))
+            print(f"[benchmark] training step {part['part']} {part['input']} {variant}: {json.dumps(row)}", flush=True)
+    cost = {i: r["gflop_step"] for i, r in rows if r["variant"] == "contiguous"}
+    spent, budget = 0.0, float(cfg["compile_budget_s"])
+    for i, spec in sorted(compiles, key=lambda c: (c[0] > 0, -cost[c[0]])):
+        start = time.perf_counter()
+        row = _compile_row(spec, budget - spent, budget, threads)
+        spent += time.perf_counter() - start
+        rows.append((i, {"part": spec["part"], "organs": spec["organs"], **row}))
+        print(f"[benchmark] training step {spec['part']} {spec['input']} torch.compile: {json.dumps(row)}", flush=True)
+    order = list(STEP_VARIANTS)
+    rows.sort(key=lambda r: (r[0], order.index(r[1]["variant"])))
+    return {"bundle": cfg["bundle"], "overrides": cfg["overrides"], "repeats": cfg["repeats"],
+            "compile_budget_s": budget, "compile_spent_s": spent,
+            **{k: plan[k] for k in ("crop_mode", "stage2_batch", "stage2_samples")}, "rows": [r for _, r in rows]}
+
+
+def add_step_shares(section: dict, conv: dict) -> None:
+    """Each measured row's share of the best conv3d GFLOP/s of the same run, and the section's targets (stage 1,
+    organ nets: :data:`scripts.benchmark.report.GOALS`)."""
+    rate = conv["conv3d"]["gflops_per_s"]
+    section["conv3d_gflops_per_s"] = rate
+    section["targets"] = {"stage 1": GOALS["step_share_stage1"], "organ net": GOALS["step_share_organ"]}
+    for row in section["rows"]:
+        row["target"] = section["targets"][row["part"]]
+        if "step_s" in row:
+            row["share"] = row["gflops_per_s"] / rate
+
+
 # ----------------------------------------------------------------------------------------------- inference
 def start_fork_server() -> None:
     """Start the fork server that imports :mod:`scripts.benchmark.worker` (MONAI, the networks, ITK) once, in the
@@ -282,6 +441,7 @@ def run_isolated(target: str, args: tuple, threads: int, timeout: float = 3600.0
     what = f"benchmark step {target}{args[:2]}"
     try:
         if not receive.poll(timeout):
+            proc.kill()  # an overrun step is stopped now, not waited for
             raise TimeoutError(f"{what} took more than {timeout:.0f} s")
         status, payload = receive.recv()
     except EOFError:
@@ -627,14 +787,15 @@ def scratch_folder(profile_name: str) -> Path:
 
 
 def main(bundle: str | list | tuple = "all", quick: bool = False, out: str | None = None, threads: int | None = None,
-         sections: str = "conv,training,inference,networks,layers,torchrun") -> str:
+         sections: str = "conv,training_step,training,inference,networks,layers,torchrun") -> str:
     """Run every section for ``bundle`` (comma-separated names or ``all``); write ``benchmarks.md``/``.json``/plots
     under ``out`` and return the markdown file's path. Without ``out`` they go to :func:`scratch_folder`: only an
     explicit ``--out docs`` rewrites the published page.
 
     Every measurement runs in a child process (forked from one warm fork server; torchrun in its own processes).
-    The standard profile runs them one after another; quick runs three lanes side by side (conv, training and
-    networks; inference; torchrun), which makes it fast and its timings meaningless."""
+    The standard profile runs them one after another; quick runs three lanes side by side (conv, training step,
+    training and networks; inference; torchrun), which makes it fast and its timings meaningless. ``sections``:
+    comma-separated names of the sections to run (the conv yardstick always runs)."""
     quick = str(quick).lower() in ("1", "true", "yes")  # fire passes a bool, or the word as given
     profile_name = "quick" if quick else "standard"
     profile = PROFILES[profile_name]()
@@ -655,6 +816,8 @@ def main(bundle: str | list | tuple = "all", quick: bool = False, out: str | Non
 
         def conv_training_networks_lane() -> None:
             results.update(run_isolated("device_and_conv", (profile,), threads))
+            if "training_step" in wanted and profile["training_step"]["bundle"] in names:
+                results["training_step"] = training_step(profile, threads)
             if "training" in wanted:
                 results["training"] = training(names, tmp, profile, threads)
             if "networks" in wanted:
@@ -676,6 +839,8 @@ def main(bundle: str | list | tuple = "all", quick: bool = False, out: str | Non
                 lane()
     if "inference" in results:
         add_efficiencies(results["inference"], results["conv"])
+    if "training_step" in results:
+        add_step_shares(results["training_step"], results["conv"])
     results["total_wall_s"] = time.perf_counter() - start
     results["load_average_end"] = list(os.getloadavg())
     results["plots"] = plots(results, out_dir / "img")

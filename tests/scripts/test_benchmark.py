@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+import time
 
 import pytest
 
@@ -118,4 +119,65 @@ def test_the_before_fix_rows_replace_the_transforms_they_name():
     overrides = BEFORE_FIXES[3]["overrides"]
     assert overrides["preprocessing#transforms#5#_target_"] == "Spacingd"
     assert parser["preprocessing#transforms#5#_target_"].endswith("GatherInverseSpacingd")
-    assert [parser[f"postprocessing#transforms#{i}#_target_"] for i in (0, 1)] == ["AsDiscreted", "Invertd"]
+    assert [parser[f"postprocessing#transforms#{i}#_target_"] for i in (0, 1, 2)] == [
+        "AsDiscreted", "KeepLargestConnectedComponentd", "Invertd"]  # the clean-up (off by default) gives way too
+
+
+def test_training_step_section_follows_the_configs_against_the_same_runs_conv(tmp_path, monkeypatch):
+    """The quick training-step section alone (with the conv yardstick): every part and variant has a row, the
+    organ nets' inputs are the configs' crop sizes (one overridden here) x stage2_batch x stage2_samples, and
+    each share is the row's GFLOP/s over this run's best conv3d rate."""
+    from scripts.benchmark import run
+    from scripts.common.bundles import Bundle
+
+    hn, quick = "head_neck_two_stage_unet", run.PROFILES["quick"]
+
+    def profile():
+        p = quick()
+        p["training_step"]["overrides"]["crop_sizes"]["larynx"] = [8, 16, 24]
+        return p
+
+    monkeypatch.setitem(run.PROFILES, "quick", profile)
+    run.main(bundle=hn, quick=True, out=str(tmp_path), threads=1, sections="training_step")
+    results = json.loads((tmp_path / "benchmarks.json").read_text())
+    assert {"training", "inference", "networks", "layers", "torchrun"}.isdisjoint(results)  # only the chosen one
+    section, rate = results["training_step"], results["conv"]["conv3d"]["gflops_per_s"]
+    stage2 = Bundle(hn).parser(["train.json", "train_stage2.json"], **profile()["training_step"]["overrides"])
+    windows = stage2.get_parsed_content("stage2_batch") * stage2.get_parsed_content("stage2_samples")
+    assert (section["stage2_batch"], section["stage2_samples"]) == (stage2["stage2_batch"], stage2["stage2_samples"])
+    sizes = stage2.get_parsed_content("crop_sizes")
+    rows = {(r["part"], tuple(r["input"][2:]), r["variant"]): r for r in section["rows"]}
+    stage1 = tuple(profile()["training_step"]["overrides"]["stage1_size"])
+    assert {v for p, _, v in rows if p == "stage 1"} == {"contiguous", "channels-last", "torch.compile"}
+    assert {s for p, s, _ in rows if p == "organ net"} == {(16, 16, 16), (8, 16, 24)}
+    for (part, size, variant), r in rows.items():
+        organs = [o for o, s in sizes.items() if tuple(s) == size]
+        assert r["organs"] == (organs if part == "organ net" else list(sizes)), r
+        batch = 1 if part == "stage 1" or variant == "batch 1" else windows
+        assert r["input"] == [batch, 1, *(stage1 if part == "stage 1" else size)], r
+        assert r["target"] == (0.3 if part == "stage 1" else 0.25)
+        if "step_s" not in r:  # only torch.compile may fail or overrun its budget, and then it says so
+            assert variant == "torch.compile" and r["error"], r
+            continue
+        assert r["step_s"] > 0 and r["gflop_forward"] > 0 and r["gflop_step"] == 3 * r["gflop_forward"]
+        assert math.isclose(r["s_per_window"], r["step_s"] / batch)
+        assert math.isclose(r["share"], r["gflop_step"] / r["step_s"] / rate)
+    assert len({v for (p, _, v) in rows if p == "organ net"}) == 4
+    markdown = (tmp_path / "benchmarks.md").read_text()
+    assert "## Training step" in markdown and f"| {windows}x1x8x16x24 |" in markdown
+    assert "- training step head-neck stage 1:" in markdown and "target >= 0.25" in markdown
+
+
+def test_a_compile_row_over_its_budget_is_stopped_and_says_so():
+    from scripts.benchmark.profiles import PROFILES
+    from scripts.benchmark.run import _compile_row, step_parts
+
+    profile = PROFILES["quick"]()
+    part = step_parts(profile)["parts"][0]
+    spec = {"bundle": "head_neck_two_stage_unet", "overrides": profile["training_step"]["overrides"], "repeats": 1,
+            **part, "variant": "torch.compile"}
+    start = time.perf_counter()
+    late = _compile_row(spec, left=0.5, budget=60, threads=1)
+    assert time.perf_counter() - start < 20  # killed at once, not waited for
+    assert "step_s" not in late and "did not finish in the 0 s left" in late["error"], late
+    assert "budget (60 s) was spent" in _compile_row(spec, left=0.0, budget=60, threads=1)["error"]
