@@ -3,7 +3,7 @@
 The bundles need only the core dependencies. Their default CPU runtime (``runtime: auto``: OpenVINO, with the
 export checked by ONNX Runtime) uses onnx, onnxruntime and openvino, core dependencies of ``medseg-bundles``
 that a bundle zip run with MONAI alone may lack (``auto`` then runs torch). Compressing a network, the dynamo
-ONNX exporter and the tools' figures need one of the extras. Importing such a module without it raises an
+ONNX exporter, the tools' figures and RTSTRUCT output need one of the extras. Importing such a module without it raises an
 ``ImportError`` naming the extra (``pip install -e ".[compress]"`` in a clone) and the package
 (``pip install torch-pruning``, for a bundle zip run with MONAI alone).
 """
@@ -22,6 +22,8 @@ EXTRAS: dict[str, tuple[str, str | None]] = {
     "onnxruntime": ("onnxruntime", None),
     "openvino": ("openvino", None),
     "matplotlib": ("matplotlib", "plots"),
+    "rt_utils": ("rt-utils", "rtstruct"),
+    "cv2": ("opencv-python-headless", "rtstruct"),
 }
 
 

@@ -63,9 +63,36 @@ def load_datalist(
     return items
 
 
-def inference_inputs(datalist: str, key: str = "testing", bundle_name: str | None = None) -> list[str]:
-    """The image paths of the ``key`` list of a datalist: the default input of ``inference.json``."""
-    return [item["image"] for item in load_datalist(datalist, key=key, keys=("image",), bundle_name=bundle_name)]
+def inference_inputs(
+    datalist: str | os.PathLike | Sequence[str | os.PathLike],
+    key: str = "testing",
+    bundle_name: str | None = None,
+) -> list[str]:
+    """The inputs ``inference.json`` segments, from its ``datalist`` key in any form the command line gives it.
+
+    * a list or tuple (``--datalist "['ct.nii.gz', '/scans/series']"``): each entry is one input, as given;
+    * a datalist JSON file (a path ending in ``.json``; the configs' default ``<dataset_dir>/datalist.json``):
+      the ``image`` paths of its ``key`` list, relative to the datalist's folder (see :func:`load_datalist`);
+    * any other single path (``--datalist ct.nii.gz``, ``--datalist /scans/series``): one input, a file or a
+      DICOM series folder (without this, the configs' ``for i in @datalist`` would read a string character by
+      character).
+
+    Returns:
+        the input paths as strings. Raises :class:`DatalistError` for a datalist file that is missing or
+        malformed, and for an entry that is neither a path nor a list of paths.
+    """
+    if isinstance(datalist, (str, os.PathLike)):
+        path = os.fspath(datalist)
+        if path.lower().endswith(".json"):
+            items = load_datalist(path, key=key, keys=("image",), bundle_name=bundle_name)
+            return [item["image"] for item in items]
+        return [path]
+    if isinstance(datalist, Sequence) and all(isinstance(p, (str, os.PathLike)) for p in datalist):
+        return [os.fspath(p) for p in datalist]
+    raise DatalistError(
+        f"--datalist must be an input path, a list of input paths or a datalist JSON file, got {datalist!r}. "
+        "Pass e.g. --datalist ct.nii.gz or --datalist \"['ct.nii.gz', '/scans/series']\"."
+    )
 
 
 def every_nth(items: Sequence[dict], n: int, complement: bool = False) -> list[dict]:

@@ -9,7 +9,8 @@ The bundle has two organ setups, each one list in label order (label ``i + 1`` i
   (``shared/data/hn_oar_masks``); the bundle's ``configs/setup_thesis.json`` selects it.
 
 :func:`organs` and :func:`class_names` are what the bundle configs, evaluation, the DICOM SEG segments and
-``metadata.json``'s ``channel_def`` (checked by the tests) derive from.
+``metadata.json``'s ``channel_def`` (checked by the tests) derive from; :data:`TG263_NAMES` (through
+:func:`tg263_roi_names`) names the organs' ROIs in an RTSTRUCT.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ __all__ = [
     "OPENKBP_ORGANS",
     "OPENKBP_SOURCE_NAMES",
     "SETUPS",
+    "TG263_NAMES",
     "organs",
+    "tg263_roi_names",
     "class_names",
     "CLASS_NAMES",
     "SOURCE_NAMES",
@@ -79,6 +82,22 @@ OPENKBP_SOURCE_NAMES = {
 #: Organ setup name -> organ list in label order.
 SETUPS = {"openkbp": OPENKBP_ORGANS, "thesis": ORGANS}
 
+#: Organ key -> its standard structure name (AAPM TG-263, "Standardizing Nomenclatures in Radiation Oncology",
+#: 2018), the ROI name planning systems expect in an RTSTRUCT; every organ of every setup has one.
+TG263_NAMES = {
+    "brainstem": "Brainstem",
+    "spinal_cord": "SpinalCord",
+    "parotid_right": "Parotid_R",
+    "parotid_left": "Parotid_L",
+    "mandible": "Bone_Mandible",
+    "esophagus": "Esophagus",
+    "larynx": "Larynx",
+    "eye_left": "Eye_L",
+    "eye_right": "Eye_R",
+    "optic_nerve_left": "OpticNrv_L",
+    "optic_nerve_right": "OpticNrv_R",
+}
+
 
 def organs(setup: str = "openkbp") -> list[str]:
     """The organ list of ``setup`` (``"openkbp"`` or ``"thesis"``) in label order."""
@@ -90,6 +109,12 @@ def organs(setup: str = "openkbp") -> list[str]:
 def class_names(setup: str = "openkbp") -> list[str]:
     """``["background", *organs(setup)]``: the name of every output channel (label id = index)."""
     return ["background", *organs(setup)]
+
+
+def tg263_roi_names(setup: str = "openkbp") -> dict[int, str]:
+    """Label id -> TG-263 structure name (:data:`TG263_NAMES`) of every organ of ``setup``: the ROI names of an
+    RTSTRUCT (``custom_networks.writers.rtstruct.write_rtstruct(..., roi_names=tg263_roi_names(setup))``)."""
+    return {i: TG263_NAMES[organ] for i, organ in enumerate(organs(setup), start=1)}
 
 
 _SUFFIXES = (".nii.gz", ".nrrd", ".nii", ".nhdr", ".mha")

@@ -8,6 +8,13 @@ exports (a localizer or a second reconstruction in the same folder, a slice lost
 milliseconds per file) and refuses such folders with one clear error; :class:`CheckDicomSeriesd` runs
 it inside a MONAI pipeline, **before** ``LoadImaged``.
 
+Only image slices count (:func:`skip_reason`): a folder exported from a radiotherapy planning system holds the
+CT series beside an RT Dose (a multi-frame image with Rows and Columns), an RT Plan and an RT Structure Set, and
+PACS exports add SEG, reports and a DICOMDIR; these are skipped with one INFO log line each, and an optional
+``modality`` (``"CT"``, ``"MR"``) also skips slices of other modalities. ``LoadVolumed`` with
+``"reader": "ITKReader"`` reads the same files (:mod:`.dicom_reader`). :mod:`.dicom_tree` finds every image
+series of a folder tree.
+
 The CT input chain of the configs (checked on the shared TotalSegmentator DICOM series in
 ``tests/transforms/test_ct_input.py``)
 -------------------------------------------------------------------------------------------
@@ -30,11 +37,11 @@ TotalSegmentator's bone classes into one "bone" class) goes after ``Orientationd
 
 What each step gives, measured with MONAI 1.6.1 and ITK 5.4.7:
 
-* ``CheckDicomSeriesd`` refuses a folder with several series or missing slices (MONAI's ``ITKReader``
+* ``CheckDicomSeriesd`` refuses a folder with several image series or missing slices (MONAI's ``ITKReader``
   would read the first series only, with just a warning, and ITK would stack a gappy series as if evenly
   spaced). It does nothing for files.
-* ``LoadVolumed(reader="ITKReader")`` (MONAI's ``LoadImaged`` with clearer errors) reads a folder as a DICOM
-  series through GDCM (JPEG 2000 included), **applies RescaleSlope/RescaleIntercept**, so values are
+* ``LoadVolumed(reader="ITKReader")`` (MONAI's ``LoadImaged`` with clearer errors) reads a folder as its DICOM
+  image series through ITK and GDCM (JPEG 2000 included), **applies RescaleSlope/RescaleIntercept**, so values are
   Hounsfield units (float32 by ``LoadImaged``'s default ``dtype``), and stores the affine in RAS world coordinates (ITK's LPS converted). It reads
   NIfTI, NRRD and MHA labels with the same geometry rules. The default reader selection (no ``reader``)
   also picks ITK for a folder and gave identical values; naming it keeps configs independent of which
@@ -52,6 +59,7 @@ What each step gives, measured with MONAI 1.6.1 and ITK 5.4.7:
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections import Counter, defaultdict
@@ -61,7 +69,18 @@ import numpy as np
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
-__all__ = ["CheckDicomSeriesd", "DicomSeriesError", "check_dicom_series", "read_dicom_series"]
+__all__ = [
+    "CheckDicomSeriesd",
+    "DicomSeriesError",
+    "check_dicom_series",
+    "read_dicom_header",
+    "read_dicom_series",
+    "series_files",
+    "skip_reason",
+    "slice_order",
+]
+
+logger = logging.getLogger(__name__)
 
 ONE_SERIES_HINT = (
     "Pass a folder that holds exactly one DICOM series (move each series into its own folder, "
@@ -77,8 +96,12 @@ class DicomSeriesError(ValueError):
     """A folder cannot be read as one complete DICOM series; the message names the folder, the fault and the fix."""
 
 
-def _read_header(path: str):
-    """The header of ``path`` as a pydicom Dataset, or None when it is not a DICOM image file."""
+def read_dicom_header(path: str):
+    """``(header, pixel data offset, file size)`` of the DICOM file ``path`` (a pydicom Dataset without pixel
+    data; offset and size are None for files without a preamble), or None when it is not a DICOM file.
+
+    Any DICOM object is returned, images or not (RT Dose, RT Plan, RT Structure Set, SEG, DICOMDIR ...):
+    :func:`skip_reason` tells which of them are slices of an image series."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -88,7 +111,7 @@ def _read_header(path: str):
             ds = pydicom.dcmread(fp, stop_before_pixels=True)
             pixel_data_offset, size = fp.tell(), os.fstat(fp.fileno()).st_size
     except InvalidDicomError:
-        # files written without the 128-byte preamble; accept them only when they look like image slices
+        # files written without the 128-byte preamble; accept them only when they look like DICOM instances
         try:
             with warnings.catch_warnings():  # a forced read of a non-DICOM file warns about its "VR"
                 warnings.simplefilter("ignore")
@@ -99,11 +122,66 @@ def _read_header(path: str):
             return None
     except Exception:
         return None
-    if "Rows" not in ds or "Columns" not in ds:  # DICOMDIR, structured reports, presentation states ...
-        return None
-    if pixel_data_offset is not None:
-        _check_pixel_data(path, ds, pixel_data_offset, size)
-    return ds
+    return ds, pixel_data_offset, size
+
+
+#: SOP Class UIDs, or their prefixes (ending in "."), of DICOM objects that are not slices of an image volume but
+#: sit beside one in exports from planning systems and PACS: every RT object (Dose, Plan, Structure Set, RT Image,
+#: treatment records; PS3.4 B.5 ``1.2.840.10008.5.1.4.1.1.481.x``), Segmentation, surface segmentation, raw data,
+#: registrations and fiducials (``...1.1.66.x``), presentation states (``...1.1.11.x``), structured reports and
+#: key object selections (``...1.1.88.x``), encapsulated documents (``...1.1.104.x``), waveforms
+#: (``...1.1.9.x``) and the DICOMDIR (Media Storage Directory).
+NON_IMAGE_SOP_CLASSES = (
+    "1.2.840.10008.5.1.4.1.1.481.",
+    "1.2.840.10008.5.1.4.1.1.66",
+    "1.2.840.10008.5.1.4.1.1.66.",
+    "1.2.840.10008.5.1.4.1.1.11.",
+    "1.2.840.10008.5.1.4.1.1.88.",
+    "1.2.840.10008.5.1.4.1.1.104.",
+    "1.2.840.10008.5.1.4.1.1.9.",
+    "1.2.840.10008.1.3.10",
+)
+#: Modality values (PS3.3 C.7.3.1.1.1) of objects that are not image slices, for private or unknown SOP classes
+NON_IMAGE_MODALITIES = frozenset(
+    {"RTDOSE", "RTPLAN", "RTSTRUCT", "RTRECORD", "RTIMAGE", "SEG", "REG", "FID", "SR", "PR", "KO", "DOC", "PLAN", "RWV"}
+)
+
+
+def _sop_class(ds) -> str:
+    uid = str(ds.get("SOPClassUID", "") or "")
+    if not uid:  # a DICOMDIR carries its SOP class in the file meta only
+        meta = getattr(ds, "file_meta", None)
+        uid = str(meta.get("MediaStorageSOPClassUID", "") or "") if meta is not None else ""
+    return uid
+
+
+def skip_reason(ds, modality: str | None = None) -> str | None:
+    """Why the DICOM object ``ds`` is not a slice of an image series of ``modality``, or None when it is one.
+
+    Args:
+        ds: a pydicom Dataset (the header is enough).
+        modality: the series' modality (``"CT"``, ``"MR"``, compared case-insensitively with the object's
+            ``Modality``), or None for any modality. An object without a ``Modality`` value is not refused for it.
+
+    Returns:
+        None for an image slice; otherwise a short reason naming the object's kind, e.g.
+        ``"RT Dose Storage (Modality RTDOSE), not an image slice"`` or ``"MR Image Storage (Modality MR), not a
+        slice of the CT series"``. Objects that
+        are not slices: the SOP classes of :data:`NON_IMAGE_SOP_CLASSES`, the modalities of
+        :data:`NON_IMAGE_MODALITIES`, and anything without ``Rows`` and ``Columns``.
+    """
+    from pydicom.uid import UID
+
+    sop = _sop_class(ds)
+    found = str(ds.get("Modality", "") or "").strip().upper()
+    kind = (UID(sop).name if sop else "no SOPClassUID") + (f" (Modality {found})" if found else "")
+    if sop and any(sop == c or (c.endswith(".") and sop.startswith(c)) for c in NON_IMAGE_SOP_CLASSES):
+        return f"{kind}, not an image slice"
+    if found in NON_IMAGE_MODALITIES or "Rows" not in ds or "Columns" not in ds:
+        return f"{kind}, not an image slice"
+    if modality and found and found != modality.strip().upper():
+        return f"{kind}, not a slice of the {modality.strip().upper()} series"
+    return None
 
 
 _IMPLICIT_VR = "1.2.840.10008.1.2"
@@ -157,71 +235,112 @@ def check_dicom_series(
     folder: str | os.PathLike,
     max_gap_ratio: float = 1.5,
     check_instance_numbers: bool = True,
+    modality: str | None = None,
 ) -> list[str]:
     """Check that ``folder`` holds exactly one complete DICOM image series and return its files in slice order.
 
     Only the files directly in ``folder`` are read (sub-folders are ignored, as ITK's series reader does);
-    files that are not DICOM images (``DICOMDIR``, text files, reports) are skipped.
+    files that are not DICOM are skipped silently, and DICOM objects that are not slices of an image series of
+    ``modality`` (RT Dose, RT Plan, RT Structure Set, SEG, DICOMDIR, reports ...; see :func:`skip_reason`) are
+    skipped with one INFO log line each, so a folder exported from a planning system (a CT series beside its
+    RTDOSE, RTPLAN and RTSTRUCT) is read as its CT series.
 
     Raises :class:`DicomSeriesError` (a ``ValueError``) naming the folder, the fault and the fix when:
 
-    * the folder has no DICOM image files;
-    * it holds more than one series (the message lists each ``SeriesInstanceUID`` with its
+    * the folder has no DICOM image files (of ``modality``);
+    * it holds more than one image series (the message lists each ``SeriesInstanceUID`` with its
       ``SeriesDescription`` and file count);
     * slices differ in shape (``Rows`` x ``Columns``), ``ImageOrientationPatient`` or ``PixelSpacing``;
     * two slices share one position (duplicates);
     * slices are missing: a step in ``ImagePositionPatient`` along the slice normal larger than
       ``max_gap_ratio`` times the median step, or (when ``check_instance_numbers``) a step in the sorted
       ``InstanceNumber`` values larger than ``max_gap_ratio`` times their median step. The message names
-      the positions, instance numbers and files on both sides of each gap.
+      the positions, instance numbers and files on both sides of each gap;
+    * a slice's file ends inside its pixel data (truncated).
 
     A slice missing at either end of the stack cannot be seen from the headers and is not reported.
 
     Args:
-        folder: a folder holding one DICOM series.
+        folder: a folder holding one DICOM image series (and possibly non-image objects beside it).
         max_gap_ratio: a step between neighbouring slices larger than this multiple of the median step is a gap.
         check_instance_numbers: also look for gaps in ``InstanceNumber``; turn off for exports that
             renumber or skip instance numbers on purpose.
+        modality: only image slices of this ``Modality`` (``"CT"``, ``"MR"``) count; slices of other modalities
+            are skipped like non-image objects. Default None: any modality (a second image series of any
+            modality is then an error).
 
     Returns:
         the paths of the series' files, sorted along the slice normal (by ``InstanceNumber`` when positions
         are absent, then by file name).
     """
-    return _read_series(folder, max_gap_ratio, check_instance_numbers)[0]
+    return _read_series(folder, max_gap_ratio, check_instance_numbers, modality)[0]
 
 
 def read_dicom_series(
     folder: str | os.PathLike,
     max_gap_ratio: float = 1.5,
     check_instance_numbers: bool = True,
+    modality: str | None = None,
 ) -> list:
     """:func:`check_dicom_series`, returning the slices' headers (pydicom Datasets without pixel data) in slice
     order instead of their paths, so a caller that needs the headers does not read every file again."""
-    paths, headers = _read_series(folder, max_gap_ratio, check_instance_numbers)
+    paths, headers = _read_series(folder, max_gap_ratio, check_instance_numbers, modality)
     return [headers[p] for p in paths]
+
+
+def series_files(folder: str | os.PathLike, modality: str | None = None) -> list[str]:
+    """The files of the one image series in ``folder`` (of ``modality``; None: any), in slice order.
+
+    What a reader needs to read exactly the series that :func:`check_dicom_series` checks: the same selection
+    (non-image objects and other modalities skipped, silently here), the same order, and the same errors for a
+    folder without an image series or with several; the slice geometry is not checked again (run
+    :func:`check_dicom_series` or :class:`CheckDicomSeriesd` first)."""
+    return _read_series(folder, modality=modality, check=False, log_skipped=False)[0]
+
+
+def _select_image_headers(folder: str, names: list[str], modality: str | None, log_skipped: bool):
+    """path -> (header, pixel data offset, file size) of the image slices (of ``modality``) among ``names``,
+    and reason -> count of the DICOM objects skipped (each logged when ``log_skipped``)."""
+    kept, skipped = {}, Counter()
+    for n in names:
+        path = os.path.join(folder, n)
+        read = read_dicom_header(path)
+        if read is None:
+            continue  # not DICOM (notes, checksums): silently, as ITK does
+        reason = skip_reason(read[0], modality)
+        if reason is None:
+            kept[path] = read
+            continue
+        skipped[reason] += 1
+        if log_skipped:
+            logger.info("%s: skipping %s: %s", folder, n, reason)
+    return kept, skipped
 
 
 def _read_series(
     folder: str | os.PathLike,
     max_gap_ratio: float = 1.5,
     check_instance_numbers: bool = True,
+    modality: str | None = None,
+    check: bool = True,
+    log_skipped: bool = True,
 ) -> tuple[list[str], dict]:
-    """The checks of :func:`check_dicom_series`; returns (paths in slice order, path -> header)."""
+    """The checks of :func:`check_dicom_series` (geometry, gaps and truncation only with ``check``); returns
+    (paths in slice order, path -> header)."""
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise DicomSeriesError(f"{folder} is not a folder: pass the folder that holds the DICOM series' files.")
     names = sorted(n for n in os.listdir(folder) if not n.startswith(".") and os.path.isfile(os.path.join(folder, n)))
-    headers = {}
-    for n in names:
-        ds = _read_header(os.path.join(folder, n))
-        if ds is not None:
-            headers[os.path.join(folder, n)] = ds
+    kept, skipped = _select_image_headers(folder, names, modality, log_skipped)
+    headers = {p: read[0] for p, read in kept.items()}
     if not headers:
         subfolders = sorted(n for n in os.listdir(folder) if os.path.isdir(os.path.join(folder, n)))
         inside = f"; it has sub-folders {subfolders[:5]}{' ...' if len(subfolders) > 5 else ''}" if subfolders else ""
+        what = f"{modality.upper()} image" if modality else "image"
+        others = f"; skipped: {'; '.join(f'{c} x {r}' for r, c in sorted(skipped.items()))}" if skipped else ""
         raise DicomSeriesError(
-            f"No DICOM image files in {folder} ({_files(len(names))}, none readable as a DICOM image{inside}). "
-            "Point the datalist at the folder that holds the series' slices (not its parent), "
+            f"No DICOM {what} files in {folder} ({_files(len(names))}, none readable as a DICOM {what}"
+            f"{inside}{others}). Point the datalist at the folder that holds the series' slices (not its parent), "
             "or convert the scan to NIfTI first."
         )
 
@@ -245,6 +364,11 @@ def _read_series(
         )
 
     paths = list(headers)
+    if not check:
+        return slice_order(paths, headers), headers
+    for path, (ds, offset, size) in kept.items():
+        if offset is not None:
+            _check_pixel_data(path, ds, offset, size)
     # 2. consistent slice geometry
     _check_same(folder, headers, "shape (Rows x Columns)", lambda ds: (int(ds.Rows), int(ds.Columns)))
     has_iop = all("ImageOrientationPatient" in ds for ds in headers.values())
@@ -266,16 +390,10 @@ def _read_series(
         return paths, headers
 
     # 3. slice positions along the normal: duplicates and gaps
-    def instance(p):
-        v = headers[p].get("InstanceNumber", None)
-        return int(v) if v not in (None, "") else None
-
+    paths = slice_order(paths, headers)
     has_ipp = has_iop and all("ImagePositionPatient" in ds for ds in headers.values())
     if has_ipp:
-        iop = np.asarray(headers[paths[0]].ImageOrientationPatient, float)
-        normal = np.cross(iop[:3], iop[3:])
-        pos = {p: float(np.dot(np.asarray(headers[p].ImagePositionPatient, float), normal)) for p in paths}
-        paths.sort(key=lambda p: (pos[p], instance(p) or 0, p))
+        pos = _positions(paths, headers)
         z = np.array([pos[p] for p in paths])
         steps = np.diff(z)
         median = float(np.median(steps))
@@ -295,8 +413,8 @@ def _read_series(
             for i in gaps[:5]:
                 a, b = paths[i], paths[i + 1]
                 parts.append(
-                    f"between {_fmt(z[i])} mm (InstanceNumber {instance(a)}, {os.path.basename(a)}) and "
-                    f"{_fmt(z[i + 1])} mm (InstanceNumber {instance(b)}, {os.path.basename(b)}): "
+                    f"between {_fmt(z[i])} mm (InstanceNumber {_instance(headers[a])}, {os.path.basename(a)}) and "
+                    f"{_fmt(z[i + 1])} mm (InstanceNumber {_instance(headers[b])}, {os.path.basename(b)}): "
                     f"a step of {_fmt(steps[i])} mm, about {round(steps[i] / median) - 1} slice(s) missing"
                 )
             raise DicomSeriesError(
@@ -304,11 +422,9 @@ def _read_series(
                 f"normal, but there is a gap " + "; ".join(parts) + ("; ..." if len(gaps) > 5 else "") + ". "
                 + COMPLETE_SERIES_HINT
             )
-    else:
-        paths.sort(key=lambda p: (instance(p) or 0, p))
 
-    if check_instance_numbers and all(instance(p) is not None for p in paths):
-        numbers = sorted(instance(p) for p in paths)
+    if check_instance_numbers and all(_instance(headers[p]) is not None for p in paths):
+        numbers = sorted(_instance(headers[p]) for p in paths)
         counts = Counter(numbers)
         repeated = sorted(n for n, c in counts.items() if c > 1)
         if repeated and not has_ipp:
@@ -331,6 +447,34 @@ def _read_series(
                     "purpose and the positions are complete, pass check_instance_numbers=False."
                 )
     return paths, headers
+
+
+def _instance(ds) -> int | None:
+    v = ds.get("InstanceNumber", None)
+    return int(v) if v not in (None, "") else None
+
+
+def _positions(paths: list[str], headers: Mapping) -> dict[str, float]:
+    """path -> ``ImagePositionPatient`` projected on the normal (row direction x column direction) of the first
+    slice's ``ImageOrientationPatient``."""
+    iop = np.asarray(headers[paths[0]].ImageOrientationPatient, float)
+    normal = np.cross(iop[:3], iop[3:])
+    return {p: float(np.dot(np.asarray(headers[p].ImagePositionPatient, float), normal)) for p in paths}
+
+
+def slice_order(paths: list[str], headers: Mapping) -> list[str]:
+    """``paths`` sorted as slices of one series: along the slice normal (``ImagePositionPatient`` projected on
+    ``row direction x column direction`` of ``ImageOrientationPatient``, ascending), then ``InstanceNumber``,
+    then path; by ``InstanceNumber`` and path when a slice has no position or orientation.
+
+    Args:
+        paths: the series' files.
+        headers: path -> pydicom Dataset of each of them.
+    """
+    if paths and all("ImageOrientationPatient" in headers[p] and "ImagePositionPatient" in headers[p] for p in paths):
+        pos = _positions(paths, headers)
+        return sorted(paths, key=lambda p: (pos[p], _instance(headers[p]) or 0, p))
+    return sorted(paths, key=lambda p: (_instance(headers[p]) or 0, p))
 
 
 def _check_same(folder: str, headers: Mapping, what: str, value) -> None:
@@ -356,7 +500,13 @@ class CheckDicomSeriesd(MapTransform):
     stops the run with a clear error instead of being read wrongly::
 
         {"_target_": "custom_networks.transforms.dicom_series.CheckDicomSeriesd", "keys": ["image"]},
-        {"_target_": "LoadImaged", "keys": ["image", "label"], "reader": "ITKReader", "image_only": true}
+        {"_target_": "custom_networks.transforms.load.LoadVolumed", "keys": ["image", "label"],
+         "reader": "ITKReader", "image_only": true}
+
+    Non-image DICOM objects in the folder (RT Dose, RT Plan, RT Structure Set, SEG ...) are skipped with one
+    INFO log line each, and ``LoadVolumed`` with ``"reader": "ITKReader"`` reads the same files
+    (:class:`~custom_networks.transforms.dicom_reader.SeriesITKReader`), so a planning-system export folder is
+    read as its image series.
 
     The data dict is returned unchanged (the paths stay paths). Place it inside the cached part of a
     ``CacheDataset`` pipeline, or accept reading each folder's headers once per epoch (about 1-2 ms a file).
@@ -365,6 +515,8 @@ class CheckDicomSeriesd(MapTransform):
         keys: keys whose values may be DICOM series folders.
         max_gap_ratio, check_instance_numbers: passed to :func:`check_dicom_series`.
         allow_missing_keys: skip keys that are absent (inference has no label).
+        modality: only image slices of this ``Modality`` (``"CT"``, ``"MR"``) form the series; default None: any
+            modality (a second image series of any modality is an error). Give ``LoadVolumed`` the same value.
     """
 
     def __init__(
@@ -373,15 +525,17 @@ class CheckDicomSeriesd(MapTransform):
         max_gap_ratio: float = 1.5,
         check_instance_numbers: bool = True,
         allow_missing_keys: bool = True,
+        modality: str | None = None,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.max_gap_ratio = max_gap_ratio
         self.check_instance_numbers = check_instance_numbers
+        self.modality = modality
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
         d = dict(data)
         for key in self.key_iterator(d):
             value = d[key]
             if isinstance(value, (str, os.PathLike)) and os.path.isdir(value):
-                check_dicom_series(value, self.max_gap_ratio, self.check_instance_numbers)
+                check_dicom_series(value, self.max_gap_ratio, self.check_instance_numbers, self.modality)
         return d

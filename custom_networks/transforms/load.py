@@ -1,13 +1,19 @@
-"""Reading scans with MONAI's ``LoadImaged``, with one clear message when a file cannot be read."""
+"""Reading scans with MONAI's ``LoadImaged``, with one clear message when a file cannot be read, and a DICOM folder
+read as the one image series that :class:`~.dicom_series.CheckDicomSeriesd` checked (:mod:`.dicom_reader`)."""
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any
 
 import nibabel as nib
 import numpy as np
+from monai.data import ITKReader
 from monai.transforms import LoadImaged
+
+from .dicom_reader import SeriesITKReader
+from .dicom_series import DicomSeriesError
 
 TRUNCATION_SIGNS = ("ended before", "end of file", "end-of-stream", "fread got only", "truncated", "premature end",
                     "unexpected end", "Error -3", "Error -5")
@@ -38,14 +44,20 @@ def _nifti_has_non_finite(path: str) -> bool:
 
 
 class _CheckedLoader:
-    """Wraps ``LoadImaged``'s ``LoadImage`` so an error names the file being read."""
+    """Wraps ``LoadImaged``'s ``LoadImage`` so an error names the file being read, and a DICOM folder is read by
+    the :class:`~.dicom_reader.SeriesITKReader` alone (when one is registered): MONAI would otherwise fall back
+    to its other readers when it fails, and its own ITK reader reads a folder's first series, whichever it is."""
 
     def __init__(self, loader) -> None:
         self.loader = loader
 
     def __call__(self, filename, reader=None):
+        if reader is None and isinstance(filename, (str, os.PathLike)) and os.path.isdir(filename):
+            reader = next((r for r in self.loader.readers if isinstance(r, SeriesITKReader)), None)
         try:
             image = self.loader(filename, reader)
+        except DicomSeriesError:
+            raise  # names the folder, the fault and the fix already
         except Exception as err:
             raise describe_read_error(filename, err) from err
         if isinstance(filename, (str, os.PathLike)) and _nifti_has_non_finite(os.fspath(filename)):
@@ -63,10 +75,28 @@ class _CheckedLoader:
             setattr(self.loader, name, value)
 
 
+#: how configs name MONAI's ITK reader; LoadVolumed reads DICOM folders with SeriesITKReader instead
+ITK_READER_NAMES = ("ITKReader", "monai.data.ITKReader", "monai.data.image_reader.ITKReader")
+
+
 class LoadVolumed(LoadImaged):
     """MONAI's ``LoadImaged`` (same arguments and defaults) whose failures say which file is truncated or not an
-    image, and which also refuses NaN/Inf voxels in float NIfTI files (ITK's reader would read them as 0)."""
+    image, and which also refuses NaN/Inf voxels in float NIfTI files (ITK's reader would read them as 0).
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    With ``reader="ITKReader"`` (what the CT configs name), a DICOM folder is read as its one image series by
+    :class:`~custom_networks.transforms.dicom_reader.SeriesITKReader`: non-image objects beside the series (RT
+    Dose, RT Plan, RT Structure Set, SEG) are ignored, as :class:`~.dicom_series.CheckDicomSeriesd` ignores them;
+    files read exactly as with ``ITKReader``. Other readers, and no reader, are MONAI's.
+
+    Args:
+        keys, reader, args, kwargs: ``LoadImaged``'s.
+        modality: with the ITK reader, only slices of this ``Modality`` (``"CT"``, ``"MR"``) form a folder's
+            series; default None: any modality. Give ``CheckDicomSeriesd`` the same value.
+    """
+
+    def __init__(self, keys, reader=None, *args: Any, modality: str | None = None, **kwargs: Any) -> None:
+        if reader is ITKReader or (isinstance(reader, str) and reader in ITK_READER_NAMES):
+            own = inspect.signature(LoadImaged.__init__).parameters  # the rest of kwargs is the reader's
+            reader = SeriesITKReader(modality=modality, **{k: v for k, v in kwargs.items() if k not in own})
+        super().__init__(keys, reader, *args, **kwargs)
         self._loader = _CheckedLoader(self._loader)

@@ -115,12 +115,13 @@ def segment_names(channel_def: Mapping[str, str]) -> dict[int, str]:
     return {k: v for k, v in sorted(items.items()) if k != 0}
 
 
-def read_series_headers(folder: str | os.PathLike) -> list:
+def read_series_headers(folder: str | os.PathLike, modality: str | None = None) -> list:
     """The headers (pydicom Datasets, no pixel data) of the one series in ``folder``, sorted along the slice normal.
 
-    The folder is read and checked by :func:`custom_networks.transforms.dicom_series.read_dicom_series` (one series, no
-    missing or duplicate slices; each header read once). The sort is by ``ImagePositionPatient`` projected on the normal
-    ``row direction x column direction`` of ``ImageOrientationPatient``, ascending.
+    The folder is read and checked by :func:`custom_networks.transforms.dicom_series.read_dicom_series` (one image
+    series, of ``modality`` when given; non-image objects such as RT Dose, RT Plan and RT Structure Sets skipped; no
+    missing or duplicate slices; each header read once). The sort is by ``ImagePositionPatient`` projected on the
+    normal ``row direction x column direction`` of ``ImageOrientationPatient``, ascending.
 
     In the returned in-memory copies (the files are never written), a blank ``SOPClassUID`` / ``SOPInstanceUID``
     is taken from the file meta's Media Storage SOP Class / Instance UID (the same values by PS3.10 7.1; some
@@ -131,7 +132,7 @@ def read_series_headers(folder: str | os.PathLike) -> list:
             (a SEG must reference them), e.g. the anonymised example series in ``../shared/data``.
         DicomSegGridError: a slice has no ``ImagePositionPatient``, ``ImageOrientationPatient`` or ``PixelSpacing``.
     """
-    headers = read_dicom_series(folder)
+    headers = read_dicom_series(folder, modality=modality)
     for ds in headers:
         # anonymisers sometimes blank the dataset's SOP Class/Instance UIDs but keep the file meta copies, which
         # PS3.10 7.1 defines as the same values (Media Storage SOP Class/Instance UID): take them from there
