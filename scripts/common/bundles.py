@@ -25,7 +25,9 @@ BUNDLE_FILES = ("LICENSE", "models/model.pt")
 NETWORK_PACKAGE = "custom_networks"
 #: sha256 manifest of a bundle zip (``sha256sum -c`` format, relative to the bundle folder)
 MANIFEST = "SHA256SUMS"
-EXCLUDED_DIRS = {"__pycache__", "outputs", "data", "eval", "runs", "tensorboard", ".ipynb_checkpoints"}
+#: never distributed: caches and run outputs, and ``sample/`` (real patient data kept in the repo for
+#: ``medseg-segment``'s first command, under its own licence; not part of a bundle zip)
+EXCLUDED_DIRS = {"__pycache__", "outputs", "data", "eval", "runs", "tensorboard", ".ipynb_checkpoints", "sample"}
 
 
 class UnknownBundleError(ValueError):
@@ -132,7 +134,7 @@ def _walk(root: Path) -> list[Path]:
 def bundle_files(bundle: str, source: str | os.PathLike = REPO) -> dict[str, Path]:
     """Archive path (relative to the ``<bundle>/`` folder, POSIX) -> source file, for everything a distributed
     bundle holds: ``configs/``, ``docs/``, ``LICENSE``, ``models/model.pt`` if trained, the vendored network
-    package. Caches, hidden files and run outputs are left out."""
+    package. Caches, hidden files, run outputs and ``sample/`` (:data:`EXCLUDED_DIRS`) are left out."""
     root = Path(source) / "bundles" / bundle
     files: dict[str, Path] = {}
     for d in BUNDLE_DIRS:

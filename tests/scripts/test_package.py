@@ -22,7 +22,8 @@ from tests.bundles.test_knee_eas_unet import KNEE
 from tests.conftest import PYTHON, REPO
 
 JUNK = ["configs/__pycache__/x.cpython-311.pyc", "eval/events.out.tfevents.1.vm", "data/datalist.json",
-        "outputs/a_seg.nii.gz", "runs/log.txt", "models/checkpoint_epoch=1.pt", "docs/.DS_Store"]
+        "outputs/a_seg.nii.gz", "runs/log.txt", "models/checkpoint_epoch=1.pt", "docs/.DS_Store",
+        "sample/images/pt_1.nii.gz", "sample/LICENSE"]
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,7 @@ def test_zip_holds_the_bundle_folder_vendored_networks_and_a_verified_manifest(z
             assert {"LICENSE", "SHA256SUMS", "configs/inference.json", "configs/metadata.json", "docs/README.md",
                     "custom_networks/__init__.py", "custom_networks/bundle/root.py"} <= rel
             assert not any(("__pycache__" in r or r.endswith(".pyc") or r.split("/")[0] in {"eval", "data", "outputs",
-                            "runs"} or "tfevents" in r or "/." in r) for r in rel)
+                            "runs", "sample"} or "tfevents" in r or "/." in r) for r in rel)
             assert {r for r in rel if r.startswith("models/")} == ({"models/model.pt"} if name == "knee_eas_unet" else set())
             assert all(i.date_time == (1980, 1, 1, 0, 0, 0) for i in zf.infolist())
             manifest = dict(line.split("  ")[::-1] for line in zf.read(f"{name}/SHA256SUMS").decode().splitlines())
