@@ -660,6 +660,7 @@ def layer_profile(profile: dict, threads: int) -> dict:
     import torch
 
     from custom_networks.compression.onnx_export import export_onnx
+    from custom_networks.engine.runtimes import OPENVINO_CONFIG
 
     cfg, out = profile["layers"], {}
     for bundle, rec in registry.RECORDS.items():
@@ -672,7 +673,7 @@ def layer_profile(profile: dict, threads: int) -> dict:
         x = torch.randn(1, 1, *size)
         with tempfile.TemporaryDirectory() as tmp:
             path = export_onnx(net, x, Path(tmp) / "net.onnx", check_atol=None)
-            compiled = ov.Core().compile_model(str(path), "CPU", {"PERF_COUNT": True,
+            compiled = ov.Core().compile_model(str(path), "CPU", {**OPENVINO_CONFIG, "PERF_COUNT": True,
                                                                    "INFERENCE_NUM_THREADS": int(threads)})
         request = compiled.create_infer_request()
         for _ in range(2):  # the first inference also builds kernels
