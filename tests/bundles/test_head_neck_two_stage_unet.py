@@ -120,7 +120,7 @@ def test_openkbp_model_selection_uses_training_cases_and_each_organ_net_only_cas
     # left), pt_2 both as it is and mirrored
     assert [(p["image"].rsplit("/", 1)[-1], p["mirror"]) for p in parser.get_parsed_content("train#dataset#data")] == [
         ("pt_2.nii.gz", False), ("pt_2.nii.gz", True), ("pt_6.nii.gz", True)]
-    parser["mirror_left_right"] = False
+    parser["mirror_left_right"] = "false"  # as the command line passes it
     assert names("train#dataset#data") == ["pt_2.nii.gz"]
     parser["organ"] = "larynx"
     with pytest.raises(Exception) as e:
@@ -334,3 +334,16 @@ def test_verify_net_in_out():
     configs = bundle().configs
     verify_net_in_out(net_id="network_def", meta_file=str(configs / "metadata.json"),
                       config_file=str(configs / "inference.json"), **OPENKBP_TINY)
+
+
+@pytest.mark.parametrize("flag, cleaned", [("false", False), ("true", True), (False, False), (True, True)])
+def test_largest_component_flag_switches_the_clean_up_also_as_command_line_text(flag, cleaned):
+    from scripts.common.bundles import Bundle
+
+    b = Bundle("head_neck_two_stage_unet")
+    infer = b.parser(["inference.json"], largest_component=flag).get_parsed_content("postprocessing")
+    evaluate = b.parser(["train.json", "evaluate.json"], largest_component=flag).get_parsed_content(
+        "validate#postprocessing")
+    for compose in (infer, evaluate):
+        names = [type(t).__name__ for t in compose.transforms]
+        assert ("KeepLargestConnectedComponentd" in names) == cleaned, names
