@@ -131,7 +131,10 @@ class ExportedPart(nn.Module):
         example = as_plain_tensor(x).detach().to("cpu", torch.float32)
         if not path.is_file():
             self.cache_dir.mkdir(parents=True, exist_ok=True)
-            write_atomically(path, lambda tmp: export_onnx(module, example[:1], tmp))
+            # 1e-3 of the output's scale: the export check runs on the first input the part sees, and an organ
+            # window padded with edge values has near-constant regions, where instance norm divides by a tiny
+            # variance and float32 rounding differences between torch and ONNX Runtime reach 2e-4 of it
+            write_atomically(path, lambda tmp: export_onnx(module, example[:1], tmp, check_atol=1e-3))
         if self.runtime == "openvino":
             return OpenVinoNetwork(path, self.num_threads)
         if self.runtime == "onnxruntime-int8":

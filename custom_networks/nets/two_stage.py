@@ -111,9 +111,11 @@ class TwoStageUNet(nn.Module):
         net = dict(in_channels=in_channels, features=features, norm=norm, dropout=dropout)
         self.stage1 = UNet3D(out_channels=1 + len(self.organs), **net)
         self.stage2 = nn.ModuleDict({o: UNet3D(out_channels=2, **net) for o in self.organs})
+        # kept here: a runtime may replace the parts with exported networks that do not carry it
+        self.size_multiple = self.stage1.size_multiple
         for name, size in [("stage1_size", self.stage1_size)] + [(f"crop_sizes[{o}]", s) for o, s in self.crop_sizes.items()]:
-            if any(s % self.stage1.size_multiple for s in size):
-                raise ValueError(f"{name} = {size} must be divisible by {self.stage1.size_multiple} in every axis.")
+            if any(s % self.size_multiple for s in size):
+                raise ValueError(f"{name} = {size} must be divisible by {self.size_multiple} in every axis.")
 
     def stage1_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Stage-1 logits on the stage-1 grid: (B, 1 + n_organs, *stage1_size)."""
@@ -172,7 +174,7 @@ class TwoStageUNet(nn.Module):
             crop = crop_and_resize(x, box, self.crop_sizes[organ])
             paste_max(out, torch.softmax(self.stage2[organ](crop), dim=1)[:, 1:], box)
             return
-        size = window_size_for(box, self.crop_sizes[organ], self.stage1.size_multiple)
+        size = window_size_for(box, self.crop_sizes[organ], self.size_multiple)
         start = window_start(box_centre(box), size)
         prob = torch.softmax(self.stage2[organ](crop_window(x, start, size)), dim=1)[:, 1:]
         paste_window_max(out, prob, start)
