@@ -45,7 +45,7 @@ class OrganCropd(Randomizable, MapTransform):
         label_key: str = "label",
         min_margin: Sequence[int] = (8, 8, 3),
         fraction: float = 0.15,
-        jitter: int = 4,
+        jitter: int | Sequence[int] = 4,
         num_samples: int = 1,
         allow_missing_keys: bool = False,
     ) -> None:
@@ -56,7 +56,9 @@ class OrganCropd(Randomizable, MapTransform):
         self.label_key = label_key
         self.min_margin = tuple(min_margin)
         self.fraction = fraction
-        self.jitter = int(jitter)
+        # one number, or one per axis (OrganWindowd; the resized boxes move every face by the largest)
+        self.jitter_per_axis = tuple(int(j) for j in jitter) if isinstance(jitter, Sequence) else (int(jitter),)
+        self.jitter = max(self.jitter_per_axis)
 
     def randomize(self, data=None) -> None:  # boxes are drawn in __call__, where the volume shape is known
         pass
@@ -102,24 +104,8 @@ class OrganWindowd(OrganCropd):
     ``num_samples`` as in :class:`OrganCropd`. A case without the organ gives a centred window with an empty
     label and a warning.
 
-    Shapes: ``image`` (C, X, Y, Z) and ``label`` (1, X, Y, Z) -> both (C, *spatial_size). Defaults: ``jitter=3``.
+    Shapes: ``image`` (C, X, Y, Z) and ``label`` (1, X, Y, Z) -> both (C, *spatial_size).
     """
-
-    def __init__(
-        self,
-        keys: KeysCollection,
-        organ_label: int,
-        spatial_size: Sequence[int],
-        label_key: str = "label",
-        min_margin: Sequence[int] = (8, 8, 3),
-        fraction: float = 0.15,
-        jitter: int | Sequence[int] = 3,
-        num_samples: int = 1,
-        allow_missing_keys: bool = False,
-    ) -> None:
-        self.window_jitter = tuple(int(j) for j in jitter) if isinstance(jitter, Sequence) else (int(jitter),)
-        super().__init__(keys, organ_label, spatial_size, label_key, min_margin, fraction, max(self.window_jitter),
-                         num_samples, allow_missing_keys)
 
     def window_start_for(self, label: torch.Tensor, name: str = "") -> tuple[int, ...]:
         """The (jittered) first voxel of this organ's window in a (1, X, Y, Z) label."""
@@ -130,7 +116,7 @@ class OrganWindowd(OrganCropd):
             centre = tuple((s - 1) / 2 for s in shape)
         else:
             centre = box_centre(expand_box(box, shape, self.min_margin, self.fraction))
-        jitter = self.window_jitter if len(self.window_jitter) == len(shape) else self.window_jitter * len(shape)
+        jitter = self.jitter_per_axis if len(self.jitter_per_axis) == len(shape) else self.jitter_per_axis * len(shape)
         centre = [c + int(self.R.randint(-j, j + 1)) if j else c for c, j in zip(centre, jitter)]
         return window_start(centre, self.spatial_size)
 
