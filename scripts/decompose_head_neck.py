@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
-import warnings
 
 import numpy as np
 import torch
@@ -50,10 +48,8 @@ def decompose_case(net, x: torch.Tensor, label: torch.Tensor, contoured: list[bo
         logits = net.stage1_logits(x)
         stage1 = F.interpolate(logits, size=x.shape[2:], mode="trilinear", align_corners=False).argmax(1)[0]
         found = logits.argmax(1)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            on_truth = net.organ_probabilities(x, label[None], warn=False)[0]
-            on_stage1 = net.organ_probabilities(x, found, warn=False)[0]
+        on_truth = net.organ_probabilities(x, label[None], warn=False)[0]
+        on_stage1 = net.organ_probabilities(x, found, warn=False)[0]
     merged = on_stage1.argmax(0)
     truth_boxes = net.organ_boxes(label, x.shape[2:])
     stage1_boxes = net.organ_boxes(found[0], x.shape[2:])

@@ -46,7 +46,8 @@ def phantom_hu(lps: np.ndarray, centre) -> np.ndarray:
     return np.where((bone > 4.0) & (bone < 7.0), 700.0, hu)
 
 
-def _file(path: Path, sop_class: str) -> FileDataset:
+def new_file(path: Path, sop_class: str) -> FileDataset:
+    """An empty DICOM file dataset of ``sop_class`` with fresh SOP Instance UID and file meta (explicit VR LE)."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -92,7 +93,7 @@ def write_ct_series(
     paths: list[Path] = [None] * n
     for name_rank, s in enumerate(order):
         path = folder / f"{prefix}{name_rank:03d}.dcm"
-        ds = _file(path, CTImageStorage)
+        ds = new_file(path, CTImageStorage)
         _patient(ds, study_uid)
         ds.Modality, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = "CT", series_uid, frame_uid
         ds.SeriesDescription, ds.SeriesNumber, ds.InstanceNumber = description, series_number, n - s
@@ -111,15 +112,22 @@ def write_ct_series(
     return paths
 
 
-def write_rt_dose(path: Path, ct: list[Path], frames: int = 4) -> Path:
-    """A multi-frame RT Dose (Rows, Columns, NumberOfFrames, its own series) on the CT's frame of reference."""
+def _rt_object(path: Path, ct: list[Path], sop_class: str, modality: str, series_number: int):
+    """``(dataset, the CT's first header)``: an RT object of its own series in the CT's study."""
     import pydicom
 
     ref = pydicom.dcmread(ct[0], stop_before_pixels=True)
-    ds = _file(path, RTDoseStorage)
+    ds = new_file(path, sop_class)
     _patient(ds, ref.StudyInstanceUID)
-    ds.Modality, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = "RTDOSE", generate_uid(), ref.FrameOfReferenceUID
-    ds.SeriesNumber, ds.InstanceNumber = 90, 1
+    ds.Modality, ds.SeriesInstanceUID = modality, generate_uid()
+    ds.SeriesNumber, ds.InstanceNumber = series_number, 1
+    return ds, ref
+
+
+def write_rt_dose(path: Path, ct: list[Path], frames: int = 4) -> Path:
+    """A multi-frame RT Dose (Rows, Columns, NumberOfFrames, its own series) on the CT's frame of reference."""
+    ds, ref = _rt_object(path, ct, RTDoseStorage, "RTDOSE", 90)
+    ds.FrameOfReferenceUID = ref.FrameOfReferenceUID
     ds.ImageOrientationPatient = list(ref.ImageOrientationPatient)
     ds.ImagePositionPatient = list(ref.ImagePositionPatient)
     ds.PixelSpacing = [3.0, 3.0]
@@ -136,13 +144,8 @@ def write_rt_dose(path: Path, ct: list[Path], frames: int = 4) -> Path:
 
 def write_rt_plan(path: Path, ct: list[Path]) -> Path:
     """An RT Plan (no pixel data) of the CT's study."""
-    import pydicom
-
-    ref = pydicom.dcmread(ct[0], stop_before_pixels=True)
-    ds = _file(path, RTPlanStorage)
-    _patient(ds, ref.StudyInstanceUID)
-    ds.Modality, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = "RTPLAN", generate_uid(), ref.FrameOfReferenceUID
-    ds.SeriesNumber, ds.InstanceNumber = 91, 1
+    ds, ref = _rt_object(path, ct, RTPlanStorage, "RTPLAN", 91)
+    ds.FrameOfReferenceUID = ref.FrameOfReferenceUID
     ds.RTPlanLabel, ds.RTPlanGeometry = "HN plan", "PATIENT"
     ds.save_as(path, enforce_file_format=True)
     return path
@@ -150,13 +153,7 @@ def write_rt_plan(path: Path, ct: list[Path]) -> Path:
 
 def write_rt_struct(path: Path, ct: list[Path]) -> Path:
     """A clinical-looking RT Structure Set (one ROI, no contours) referencing the CT series."""
-    import pydicom
-
-    ref = pydicom.dcmread(ct[0], stop_before_pixels=True)
-    ds = _file(path, RTStructureSetStorage)
-    _patient(ds, ref.StudyInstanceUID)
-    ds.Modality, ds.SeriesInstanceUID = "RTSTRUCT", generate_uid()
-    ds.SeriesNumber, ds.InstanceNumber = 92, 1
+    ds, ref = _rt_object(path, ct, RTStructureSetStorage, "RTSTRUCT", 92)
     ds.StructureSetLabel = "Clinical"
     frame = Dataset()
     frame.FrameOfReferenceUID = ref.FrameOfReferenceUID
@@ -177,3 +174,26 @@ def write_planning_export(folder: Path, **ct_options) -> list[Path]:
     write_rt_plan(folder / "RP.dcm", ct)
     write_rt_struct(folder / "RS.dcm", ct)
     return ct
+
+
+def copy_real_series(source: Path, folder: Path, fill_sop_uids: bool = False) -> Path:
+    """A copy of a real (anonymised) CT series in ``folder`` with the Study / Series UIDs a PACS export carries and
+    its file names shuffled; with ``fill_sop_uids`` the blank SOP Instance / Class UIDs are filled in from each
+    file's meta (else they stay blank, as in the shared copy). Returns ``folder``."""
+    import os
+
+    import pydicom
+
+    folder.mkdir()
+    study, series = generate_uid(), generate_uid()
+    names = sorted(os.listdir(source))
+    shuffled = names[:]
+    random.Random(1).shuffle(shuffled)
+    for name, new in zip(names, shuffled):
+        ds = pydicom.dcmread(source / name)
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SeriesNumber = study, series, 2
+        if fill_sop_uids:
+            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+            ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
+        ds.save_as(folder / f"x{new}")
+    return folder

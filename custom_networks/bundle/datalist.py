@@ -106,3 +106,17 @@ def every_nth(items: Sequence[dict], n: int, complement: bool = False) -> list[d
     if n < 2:
         raise ValueError(f"every_nth needs n >= 2 (got {n}): n = 1 would leave nothing to fit or select on")
     return [item for i, item in enumerate(items) if (i % n == 0) != complement]
+
+
+def selection_split(
+    datalist: str | os.PathLike, every: int, bundle_name: str | None = None
+) -> dict[str, list[dict]]:
+    """``{"fitting": [...], "selection": [...]}``: the cases a training run fits and those it selects its best
+    checkpoint on. With ``every`` >= 2 both come from the datalist's ``training`` list (:func:`every_nth`: every
+    ``every``-th case is for selection), so its ``validation`` list stays unseen; with ``every`` 0 the whole
+    ``training`` list is fitted and the ``validation`` list selects. Only the lists used are read, so an
+    evaluation of the selection cases needs no other list."""
+    training = load_datalist(datalist, "training", bundle_name=bundle_name)
+    if not every:
+        return {"fitting": training, "selection": load_datalist(datalist, "validation", bundle_name=bundle_name)}
+    return {"fitting": every_nth(training, every, complement=True), "selection": every_nth(training, every)}

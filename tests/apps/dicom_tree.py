@@ -7,19 +7,15 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, RTDoseStorage, RTPlanStorage, generate_uid
+from pydicom.uid import CTImageStorage, generate_uid
+
+from tests.dicom_factory import new_file, write_rt_dose, write_rt_plan
 
 RAS_TO_LPS = np.array([-1.0, -1.0, 1.0])
 
 
 def _dataset(path: Path, sop_class: str, study: str, series: str, frame: str, modality: str, description: str):
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, meta.MediaStorageSOPInstanceUID
+    ds = new_file(path, sop_class)
     ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
     ds.Modality, ds.SeriesDescription, ds.SeriesNumber = modality, description, 1
     ds.PatientID, ds.PatientName, ds.PatientBirthDate, ds.PatientSex = "OPENKBP", "OpenKBP^Sample", "", "O"
@@ -61,18 +57,10 @@ def write_ct_series(nifti: str | Path, folder: str | Path, description: str, stu
     return series
 
 
-def write_rt_objects(folder: str | Path, study: str, frame: str) -> None:
-    """An RT Dose (a small multi-frame dose grid: an image, but not CT) and an RT Plan (not an image) in ``folder``."""
+def write_rt_objects(folder: str | Path) -> None:
+    """An RT Dose (a small multi-frame dose grid: an image, but not CT) and an RT Plan (not an image) in ``folder``,
+    in the study and frame of reference of the CT series there (:mod:`tests.dicom_factory`'s writers)."""
     folder = Path(folder)
-    dose = _dataset(folder / "RD.dcm", RTDoseStorage, study, generate_uid(), frame, "RTDOSE", "Dose")
-    dose.Rows, dose.Columns, dose.NumberOfFrames = 4, 4, 2
-    dose.SamplesPerPixel, dose.PhotometricInterpretation = 1, "MONOCHROME2"
-    dose.BitsAllocated, dose.BitsStored, dose.HighBit, dose.PixelRepresentation = 16, 16, 15, 0
-    dose.ImagePositionPatient, dose.ImageOrientationPatient = [0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-    dose.PixelSpacing, dose.GridFrameOffsetVector = [10.0, 10.0], [0.0, 10.0]
-    dose.DoseUnits, dose.DoseType, dose.DoseSummationType, dose.DoseGridScaling = "GY", "PHYSICAL", "PLAN", 0.001
-    dose.PixelData = np.arange(32, dtype=np.uint16).tobytes()
-    dose.save_as(folder / "RD.dcm", enforce_file_format=True)
-    plan = _dataset(folder / "RP.dcm", RTPlanStorage, study, generate_uid(), frame, "RTPLAN", "Plan")
-    plan.RTPlanLabel, plan.RTPlanGeometry = "PLAN", "PATIENT"
-    plan.save_as(folder / "RP.dcm", enforce_file_format=True)
+    ct = sorted(folder.glob("CT*.dcm"))
+    write_rt_dose(folder / "RD.dcm", ct)
+    write_rt_plan(folder / "RP.dcm", ct)

@@ -136,12 +136,9 @@ def test_organs_a_datalist_marks_as_not_contoured_are_not_scored(tmp_path):
 def dicom_tree(tmp_path_factory):
     """``plan/``: pt_201 as a CT series beside an RT Dose and an RT Plan (a planning-system export);
     ``other/ct/``: pt_222 as a second CT series."""
-    from pydicom.uid import generate_uid
-
     root = tmp_path_factory.mktemp("dicom") / "export"
-    study, frame = generate_uid(), generate_uid()
-    uid_plan = write_ct_series(SAMPLE / "images" / "pt_201.nii.gz", root / "plan", "CT Head&Neck 3mm", study, frame)
-    write_rt_objects(root / "plan", study, frame)
+    uid_plan = write_ct_series(SAMPLE / "images" / "pt_201.nii.gz", root / "plan", "CT Head&Neck 3mm")
+    write_rt_objects(root / "plan")
     uid_other = write_ct_series(SAMPLE / "images" / "pt_222.nii.gz", root / "other" / "ct", "CT rescan")
     return root, uid_plan, uid_other
 

@@ -16,8 +16,7 @@ import pydicom
 import pytest
 import torch
 from monai.transforms import LoadImage
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import CTImageStorage, generate_uid
 
 from custom_networks.writers.dicom_seg import (
     DicomSegGridError,
@@ -31,6 +30,7 @@ from tests.bundles.helpers import BundleUnderTest, error_chain, run, write_nifti
 from tests.bundles.test_head_neck_two_stage_unet import TINY as HEAD_NECK_TINY
 from tests.bundles.test_ct_bundles import ct_bundle
 from tests.conftest import SHARED_DATA
+from tests.dicom_factory import copy_real_series, new_file
 
 SERIES = SHARED_DATA / "totalsegmentator_example" / "example_ct_dicom"
 needs_shared = pytest.mark.skipif(not SERIES.is_dir(), reason=f"real CT DICOM series not found at {SERIES}")
@@ -52,13 +52,8 @@ def write_series(folder, iop, rows=6, cols=9, n=5, spacing=(0.7, 1.1), step=2.5,
     random.Random(0).shuffle(order)
     paths = [None] * n
     for name_rank, s in enumerate(order):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
         path = folder / f"IMG{name_rank:03d}"  # file-name order is neither position nor instance order
-        ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+        ds = new_file(path, CTImageStorage)
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
         ds.Modality, ds.PatientID, ds.PatientName = "CT", "P1", "Test^Series"
         ds.StudyDate, ds.StudyTime = "20260101", "120000"
@@ -222,17 +217,7 @@ def real_series(tmp_path):
     """A copy of the real CT series with the Study/Series UIDs a PACS export carries (the shared copy is
     anonymised to empty UIDs), file names shuffled; SOPInstanceUID stays blank in the dataset (taken from the
     file meta)."""
-    folder = tmp_path / "ct_series"
-    folder.mkdir()
-    study, series = generate_uid(), generate_uid()
-    names = sorted(os.listdir(SERIES))
-    shuffled = names[:]
-    random.Random(1).shuffle(shuffled)
-    for name, new in zip(names, shuffled):
-        ds = pydicom.dcmread(SERIES / name)
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SeriesNumber = study, series, 2
-        ds.save_as(folder / f"x{new}")
-    return folder
+    return copy_real_series(SERIES, tmp_path / "ct_series")
 
 
 #: bundle -> (tiny overrides for the real series, segment labels expected from its channel_def)

@@ -11,7 +11,6 @@ TotalSegmentator CT series in ``../shared/data`` with TotalSegmentator's own org
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import sys
 
@@ -19,7 +18,6 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from pydicom.uid import generate_uid
 from scipy import ndimage
 from skimage.draw import polygon, polygon_perimeter
 from skimage.measure import points_in_poly
@@ -28,7 +26,7 @@ from custom_networks.labels.head_neck import TG263_NAMES, organs, tg263_roi_name
 from custom_networks.transforms.load import LoadVolumed
 from custom_networks.writers.rtstruct import write_rtstruct
 from tests.conftest import SHARED_DATA
-from tests.dicom_factory import pixel_centres, write_ct_series, write_planning_export
+from tests.dicom_factory import copy_real_series, pixel_centres, write_ct_series, write_planning_export
 
 pytest.importorskip("rt_utils", reason="the rtstruct extra: pip install -e \".[rtstruct]\"")
 
@@ -263,18 +261,7 @@ def test_real_series_with_totalsegmentator_labels(tmp_path):
     """The real 512 x 512 x 20 CT series (UIDs filled in as a PACS export carries them, file names shuffled) and
     TotalSegmentator's labels on it (liver with holes, a vertebra with its canal and processes, costal
     cartilages in several pieces), stored with other axis flips than the ITK-read grid."""
-    folder = tmp_path / "ct_series"
-    folder.mkdir()
-    study, series = generate_uid(), generate_uid()
-    names = sorted(os.listdir(SERIES))
-    shuffled = names[:]
-    random.Random(1).shuffle(shuffled)
-    for name, new in zip(names, shuffled):
-        ds = pydicom.dcmread(SERIES / name)
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SeriesNumber = study, series, 2
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID  # blank in the shared copy (anonymised)
-        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
-        ds.save_as(folder / f"x{new}")
+    folder = copy_real_series(SERIES, tmp_path / "ct_series", fill_sop_uids=True)  # blank in the shared copy
     source = nib.load(TOTALSEG_LABELS)
     raw = np.asarray(source.dataobj)
     label = np.zeros(raw.shape, np.uint8)
