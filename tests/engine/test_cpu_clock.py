@@ -38,7 +38,7 @@ def test_cpu_clock_rows_hold_each_epoch_and_only_fresh_validations(tmp_path):
     assert cpu[0] > 0 and cpu[0] <= cpu[1] <= cpu[2]
 
     saved = clock.state_dict()
-    assert saved["cpu_s"] >= cpu[2]
+    assert saved["cpu_s"] >= cpu[2] - 0.05  # the rows hold the count rounded to 0.1 s
     resumed = CpuClock(None, evaluator)  # a new process continuing the run adds its own time to the saved count
     resumed.load_state_dict(saved)
     assert resumed.seconds() - time.process_time() == pytest.approx(saved["cpu_s"], abs=0.05)
