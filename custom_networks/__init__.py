@@ -3,12 +3,12 @@
 The one installed package, vendored whole into every bundle zip (``scripts/package.py``), so a config that names
 ``custom_networks.<...>`` runs from the repo, a bundle folder or an extracted zip. One subpackage per job:
 :mod:`.nets` (the networks), :mod:`.blocks` (their layers), :mod:`.ops` (pure helpers), :mod:`.transforms`,
-:mod:`.engine` (ignite/MONAI handlers), :mod:`.writers` (DICOM SEG, STL), :mod:`.bundle` (bundle root, datalists,
-weights), :mod:`.labels` (class lists and maps) and :mod:`.compression`. Configs name the networks from here
-(``custom_networks.<Net>``), so ``network_def`` targets and the state-dict keys of trained weights stay put.
+:mod:`.losses`, :mod:`.engine` (ignite/MONAI handlers), :mod:`.writers` (DICOM SEG, STL), :mod:`.bundle` (bundle
+root, datalists, weights), :mod:`.labels` (class lists and maps), :mod:`.runtimes` (ONNX export, ONNX Runtime,
+OpenVINO) and :mod:`.compression`. Configs name the networks from here (``custom_networks.<Net>``), so
+``network_def`` targets and the state-dict keys of trained weights stay put.
 """
 
-from . import compression  # noqa: F401  (its import lets every network load compressed checkpoints)
 from .nets import AFUNet, EASUNet, MainOutput, MSRAttentionUNet, TwoStageUNet, UNet3D
 
 __all__ = ["AFUNet", "EASUNet", "MSRAttentionUNet", "TwoStageUNet", "UNet3D", "MainOutput"]

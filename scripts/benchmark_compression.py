@@ -95,7 +95,7 @@ def _net_latency(spec: dict) -> dict:
     import torch
 
     if spec.get("onnx"):
-        from custom_networks.compression.onnx_export import OnnxRuntimeNetwork
+        from custom_networks.runtimes.onnxruntime_network import OnnxRuntimeNetwork
 
         net = OnnxRuntimeNetwork(spec["onnx"], num_threads=spec["threads"])
     elif spec.get("thesis_widths"):
@@ -118,7 +118,7 @@ def _pipeline(spec: dict) -> dict:
     wf.initialize()
     evaluator = wf.parser.get_parsed_content("evaluator" if spec["mode"] == "infer" else "validate#evaluator")
     if spec.get("onnx"):
-        from custom_networks.compression.onnx_export import OnnxRuntimeNetwork
+        from custom_networks.runtimes.onnxruntime_network import OnnxRuntimeNetwork
 
         def use_int8(engine):  # after the CheckpointLoader, registered before this handler
             owner, _, name = spec["target"].rpartition(".")
@@ -161,8 +161,8 @@ def _export_int8(compressed: Path, spec: dict, threads: int) -> Path:
     """Int8 ONNX of the final compressed network, calibrated on the validation inputs of train.json."""
     import torch
 
-    from custom_networks.compression.int8 import quantize_int8
-    from custom_networks.compression.onnx_export import export_onnx
+    from custom_networks.runtimes.int8 import quantize_int8
+    from custom_networks.runtimes.onnx_export import export_onnx
 
     torch.set_num_threads(threads)
     target = _target_from_bundle({**spec, "ckpt": str(compressed / "model.pt")})
@@ -252,8 +252,8 @@ def run(
     if thesis_widths:
         import torch
 
-        from custom_networks.compression.int8 import quantize_int8
-        from custom_networks.compression.onnx_export import export_onnx
+        from custom_networks.runtimes.int8 import quantize_int8
+        from custom_networks.runtimes.onnx_export import export_onnx
 
         full = {**base, "input": [208, 208, 72], "thesis_widths": True}
         results["thesis_widths"]["original"] = _measure("net", {**full, "variant": "thesis widths, original"})

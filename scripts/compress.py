@@ -37,7 +37,8 @@ from monai.bundle import ConfigParser
 
 from custom_networks.bundle.weights import read_state_dict, require_weights
 from custom_networks.compression import channel_pruning, quantization, threshold_pruning
-from custom_networks.compression.checkpoint import FORMAT_KEY, compressed_state_dict, conv_weight_count, save_checkpoint
+from custom_networks.bundle.compressed_weights import FORMAT_KEY
+from custom_networks.compression.checkpoint import compressed_state_dict, conv_weight_count, save_checkpoint
 from scripts.common.bundles import Bundle, folder as bundle_folder, load_weights
 
 #: objects built once and handed to every later parse, so each fine-tuning round gets a fresh optimizer

@@ -21,7 +21,7 @@ import fire
 
 from scripts.common import registry
 
-from .phantoms import OutputDirError
+from .phantoms.io import OutputDirError
 
 
 def known_bundles() -> list[str]:

@@ -10,7 +10,7 @@ Writes into ``--out``:
   ckpt_export``; the bundle's metadata and inference config are stored inside). ``torch.jit.script`` is
   tried first; when the network does not script it is traced (``use_trace``) on the example input, which is
   exact for these networks because their control flow does not depend on the data; the report says which.
-- ``<part>.onnx``: the package's one exporter, ``custom_networks.compression.onnx_export.export_onnx``, with
+- ``<part>.onnx``: the package's one exporter, ``custom_networks.runtimes.onnx_export.export_onnx``, with
   ``torch.onnx.export(dynamo=True)`` (opset 18; input ``"image"``, output ``"pred"``). 2D networks get a
   dynamic batch and dynamic height and width (inputs must be multiples of the network's ``size_multiple``), so they serve
   ``SliceInferer`` batches of any slice size; 3D parts have the fixed input size the bundle feeds them.
@@ -47,7 +47,7 @@ import fire
 import numpy as np
 import torch
 
-from custom_networks.compression.onnx_export import export_onnx
+from custom_networks.runtimes.onnx_export import export_onnx
 from custom_networks.ops.flags import as_bool
 from scripts.common import registry
 from scripts.common.bundles import REPO, Bundle, check, load_weights

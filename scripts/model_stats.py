@@ -1,9 +1,10 @@
 """Parameter count, GFLOPs and CPU seconds per training iteration of a bundle's network (and variants).
 
     python -m scripts.model_stats knee_eas_unet [--shape "[16,1,160,160]"] [--variants all]
+    python -m scripts.model_stats head_neck_two_stage_unet     # stage 1 and organ nets, configured sizes
 
 The variants are the bundle's ablation rows and baselines of the registry (``scripts.compare_models`` trains
-the same ones). Everything is measured side by side in one process on the same input, so the ratios are
+the same ones). The two-stage head-and-neck bundle has none: its rows are its 3D networks as it trains them. Everything is measured side by side in one process on the same input, so the ratios are
 comparable.
 """
 
@@ -34,11 +35,55 @@ def seconds_per_train_step(net: torch.nn.Module, loss_fn, shape: tuple[int, ...]
     return median_seconds(step, None, repeats)
 
 
+def two_stage_rows(bundle: str, overrides: dict | None = None, repeats: int = 3) -> list[dict]:
+    """One row per network a two-stage bundle trains, at its configured sizes: stage 1 at ``stage1_size`` and
+    each distinct organ-net window of ``crop_sizes`` (:func:`scripts.benchmark.run.two_stage_parts`): parameters,
+    GFLOPs of one forward of one input, and seconds of a training step on the configured batch."""
+    from scripts.benchmark.run import two_stage_parts
+
+    rows = []
+    for part in two_stage_parts(bundle, overrides or {})["parts"]:
+        files = ["train.json", "train_stage2.json"] if part["organ"] else ["train.json"]
+        parser = Bundle(bundle).parser(files, **(overrides or {}), **({"organ": part["organ"]} if part["organ"] else {}))
+        net = parser.get_parsed_content("trained_net")
+        name = part["part"] if part["organ"] is None else f"organ net ({', '.join(part['organs'])})"
+        row = {"network": name, "input": part["input"], "parameters": count_parameters(net),
+               "gflops": flops_of(net.eval(), (1, *part["input"][1:])) / 1e9, "step_s": None}
+        try:
+            loss = parser.get_parsed_content("loss")
+        except Exception as e:  # noqa: BLE001  (a loss built from the training data: said, not measured)
+            row["why_no_step"] = f"its loss needs the training data ({_first_line(e)})"
+        else:
+            row["step_s"] = seconds_per_train_step(net, loss, tuple(part["input"]),
+                                                   int(parser.get_parsed_content("trained_classes")), repeats)
+        rows.append(row)
+    return rows
+
+
+def _first_line(error: BaseException) -> str:
+    """The innermost cause's message, first line (a config error wraps the real one)."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 def main(bundle: str = "knee_eas_unet", shape: tuple[int, ...] = (16, 1, 160, 160),
          flops_shape: tuple[int, ...] = (1, 1, 384, 384), variants: str = "all", threads: int = 2) -> None:
-    """Print a markdown table for the variants of ``bundle`` (:func:`scripts.common.registry.variants`)."""
+    """Print a markdown table for the variants of ``bundle`` (:func:`scripts.common.registry.variants`); for a
+    two-stage 3D bundle (no variants), its stage 1 and organ nets at their configured sizes (``shape`` and
+    ``flops_shape`` are the configs' there)."""
     torch.set_num_threads(threads)
     table = registry.variants(bundle)
+    if not table and registry.record(bundle).spatial_dims == 3:
+        print("| network | input (batch x channels x size) | parameters | GFLOPs / input | s / train step |")
+        print("|---|---|---|---|---|")
+        for row in two_stage_rows(bundle):
+            step = f"{row['step_s']:.2f}" if row["step_s"] is not None else f"not measured: {row['why_no_step']}"
+            print(f"| {row['network']} | {'x'.join(map(str, row['input']))} | {row['parameters']:,} | "
+                  f"{row['gflops']:.2f} | {step} |", flush=True)
+        return
+    if not table:
+        raise SystemExit(f"{bundle} has no variants in scripts.common.registry to compare")
     names = list(table) if variants == "all" else as_list(variants)
     print(f"| network | parameters | GFLOPs / slice {tuple(flops_shape[2:])} | s / train step {tuple(shape)} |")
     print("|---|---|---|---|")

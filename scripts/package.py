@@ -20,7 +20,7 @@ Caches (``__pycache__``, ``*.pyc``), hidden files, and run outputs (``outputs/``
 ``runs/``, TensorBoard event files) are never packed. The bytes depend only on the packed files' contents:
 entries are sorted, every timestamp is 1980-01-01 00:00, permissions are 0644, and the compression
 (deflate, level 9) is fixed, so the same inputs give the same zip and the same sha256. An existing zip is
-only ever replaced atomically (written to a temporary file in ``--out``, then ``os.replace``).
+only ever replaced atomically (``custom_networks.writers.base.write_atomically``).
 """
 
 from __future__ import annotations
@@ -28,14 +28,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
 import fire
 
+from custom_networks.writers.base import write_atomically
 from scripts.common.bundles import MANIFEST, REPO, UnknownBundleError, bundle_files, check, names
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -55,22 +54,6 @@ def zip_bytes(bundle: str, files: dict[str, Path]) -> bytes:
             info.external_attr = (0o100644 & 0xFFFF) << 16
             zf.writestr(info, contents[name], compresslevel=9)
     return buffer.getvalue()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class MetadataError(ValueError):
@@ -108,8 +91,9 @@ def package(bundle: str, out: str | Path = "dist", source: str | Path = REPO) ->
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{bundle}_v{version}.zip"
-    _atomic_write(path, data)
-    _atomic_write(path.with_name(path.name + ".sha256"), f"{digest}  {path.name}\n".encode())
+    write_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
+    write_atomically(path.with_name(path.name + ".sha256"),
+                     lambda tmp: Path(tmp).write_text(f"{digest}  {path.name}\n", encoding="utf-8"))
     return path, digest
 
 

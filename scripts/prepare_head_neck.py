@@ -7,13 +7,13 @@ Usage (from the repository root)::
         --cases 0522c0017,0522c0659,TCGA-CV-7236 --voxel_size 4,4,5 --workers 2
 
 Output layout: ``<out>/images/<case>.nii.gz`` (``int16`` HU, CT-like, rendered by
-:mod:`scripts.phantoms.head_neck_ct`), ``<out>/labels/<case>.nii.gz`` (``uint8``, 0 background,
+:mod:`scripts.phantoms.head_neck`), ``<out>/labels/<case>.nii.gz`` (``uint8``, 0 background,
 1..8 ``custom_networks.labels.head_neck.ORGANS``), both in the masks' own world geometry (stored
 RAS+), and ``<out>/datalist.json`` (Medical Segmentation Decathlon form, paths relative to it).
 
 Split by case (:func:`split_cases`): cases sorted by ``crc32(name)``; the first ``n_val`` go to
 validation, the next ``n_test`` to testing, the rest to training, with the sizes of
-:func:`scripts.phantoms.split_counts` (4/4/16 for the 24 cases; at least one each from 3 cases). For
+:func:`scripts.phantoms.io.split_counts` (4/4/16 for the 24 cases; at least one each from 3 cases). For
 the full set this gives :data:`FULL_SPLIT`.
 
 The output folder is handled like ``scripts.demo_data`` (refuses a foreign non-empty folder) and the
@@ -33,7 +33,7 @@ import fire
 
 from custom_networks.labels.head_neck import CLASS_NAMES
 
-from .phantoms import (
+from .phantoms.io import (
     OutputDirError,
     finalize_output_dir,
     map_in_workers,
@@ -41,7 +41,7 @@ from .phantoms import (
     save_nifti,
     split_counts,
 )
-from .phantoms.head_neck_ct import BUNDLE, list_cases, render_case_dir
+from .phantoms.head_neck import BUNDLE, list_cases, render_case_dir
 
 #: The split of the 24 shared cases (what :func:`split_cases` gives for them).
 FULL_SPLIT = {
@@ -52,7 +52,7 @@ FULL_SPLIT = {
 DESCRIPTION = (
     "CT-like head-and-neck volumes RENDERED from the real expert organ masks of Nikolov et al. 2018 "
     "(arXiv:1809.04430, CC BY 4.0; TCIA scans). The organ geometry is real; the image intensities are "
-    "synthetic (scripts/phantoms/head_neck_ct.py), NOT real CT. Seed {seed}, voxel size {voxel_size}."
+    "synthetic (scripts/phantoms/head_neck), NOT real CT. Seed {seed}, voxel size {voxel_size}."
 )
 
 

@@ -15,8 +15,8 @@ Output (``--out``):
 
 * ``images/pt_N.nii.gz``: the CT in HU, ``int16``, air (-1000) wherever OpenKBP stores nothing;
 * ``labels/pt_N.nii.gz``: one ``uint8`` label map, ``0`` background and organ ``i + 1`` =
-  ``custom_networks.labels.head_neck.OPENKBP_ORGANS[i]``; where two contours overlap the later organ in
-  that list wins (counted in the log);
+  ``custom_networks.labels.head_neck.OPENKBP_ORGANS[i]``; where contours overlap the latest organ in
+  that list wins (the overlapping voxels are counted in the log, each once);
 * both with the world geometry of the data's axes, stored as RAS+ NIfTI affines, each patient's own spacing,
   the volume centred on the world origin (OpenKBP gives no patient position);
 * ``datalist.json``: the Decathlon form, with OpenKBP's own split folders as the lists
@@ -26,7 +26,7 @@ Output (``--out``):
   there.
 
 Deterministic: the same source gives byte-identical files. A non-empty output folder not written by this
-tool is refused (``scripts.phantoms.prepare_output_dir``). Errors name the file: a missing CT or spacing
+tool is refused (``scripts.phantoms.io.prepare_output_dir``). Errors name the file: a missing CT or spacing
 file, a malformed row, an index outside 128^3, an unknown organ file.
 """
 
@@ -44,7 +44,7 @@ import numpy as np
 
 from custom_networks.labels.head_neck import OPENKBP_ORGANS, OPENKBP_SOURCE_NAMES, class_names
 
-from .phantoms import OutputDirError, finalize_output_dir, map_in_workers, prepare_output_dir, save_nifti
+from .phantoms.io import OutputDirError, finalize_output_dir, map_in_workers, prepare_output_dir, save_nifti
 
 #: OpenKBP's grid: every array is 128 x 128 x 128.
 GRID = (128, 128, 128)
@@ -169,16 +169,17 @@ def convert_case(case: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     ct = np.full(int(np.prod(GRID)), AIR_HU, dtype=np.int16)
     ct[idx] = np.clip(np.rint(values - HU_OFFSET), -32768, 32767).astype(np.int16)
     label = np.zeros(int(np.prod(GRID)), dtype=np.uint8)
+    contours = np.zeros(int(np.prod(GRID)), dtype=np.uint8)  # how many organ files list each voxel
     files = _organ_files(case)
-    contoured, overlap = [], 0
+    contoured = []
     for i, organ in enumerate(OPENKBP_ORGANS, start=1):
         if organ not in files:
             continue
         idx, _ = read_sparse_csv(files[organ], with_values=False)
-        overlap += int((label[idx] != 0).sum())
+        contours[np.unique(idx)] += 1
         label[idx] = i
         contoured.append(organ)
-    summary = {"spacing": list(spacing), "contoured": contoured, "overlap_voxels": overlap}
+    summary = {"spacing": list(spacing), "contoured": contoured, "overlap_voxels": int((contours > 1).sum())}
     return ct.reshape(GRID), label.reshape(GRID), openkbp_affine(spacing), summary
 
 

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from custom_networks.labels.totalsegmentator import label_mapping
+from custom_networks.writers.base import write_atomically
 from scripts.common import registry
 from scripts.common.bundles import SHARED_DATA, Bundle
 
@@ -70,9 +71,7 @@ def prepare_real_cts(shared: str | os.PathLike, out: str | os.PathLike) -> dict[
             raise ValueError(f"{example / 'example_seg.nii.gz'} is not a z-slab of example_ct.nii.gz's grid")
         z0 = int(round(offset[2, 3]))
         data = np.asarray(ct.dataobj)[:, :, z0 : z0 + seg.shape[2]].astype(np.int16)
-        tmp = out / "example_ct_labelled_slab.tmp.nii.gz"
-        nib.save(nib.Nifti1Image(data, seg.affine), tmp)
-        os.replace(tmp, slab)
+        write_atomically(slab, lambda tmp: nib.save(nib.Nifti1Image(data, seg.affine), tmp))
     return {
         "dicom": {"image": str(example / "example_ct_dicom"), "label": str(example / "example_seg_dicom.nii.gz")},
         "ct3mm": {"image": str(slab), "label": str(example / "example_seg.nii.gz")},

@@ -5,8 +5,8 @@
 Refuses, before writing anything, a zip whose members would land outside ``--out`` (absolute paths, ``..``
 components, links) or that is not one ``<bundle>/`` folder, and a target folder that already exists (nothing
 is overwritten). The files are extracted into a temporary folder next to the target, checked against the zip's
-``SHA256SUMS`` manifest, and only then renamed to ``<out>/<bundle>``, so an interrupted or refused unpack
-leaves no half-written bundle.
+``SHA256SUMS`` manifest (every file listed, every sha256 matching), and only then renamed to ``<out>/<bundle>``,
+so an interrupted or refused unpack leaves no half-written bundle.
 """
 
 from __future__ import annotations
@@ -46,11 +46,23 @@ def _bundle_folder(archive: Path, names: list[str], infos: list[zipfile.ZipInfo]
 
 
 def _check_manifest(archive: Path, folder: Path) -> None:
+    """Every file of ``folder`` but the manifest is listed in it, and every listed file has its sha256."""
     manifest = folder / MANIFEST
     if not manifest.is_file():
         raise UnsafeZipError(f"{archive} has no {MANIFEST} manifest; use a zip made by python -m scripts.package.")
-    for line in manifest.read_text().splitlines():
-        digest, name = line.split("  ", 1)
+    listed = {}
+    for number, line in enumerate(manifest.read_text().splitlines(), 1):
+        digest, separator, name = line.partition("  ")
+        if not separator or len(digest) != 64:
+            raise UnsafeZipError(f"{archive}: line {number} of {MANIFEST} is not '<sha256>  <file>' ({line!r}); "
+                                 "download or package it again.")
+        listed[name] = digest
+    files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {MANIFEST}
+    unlisted = sorted(files - set(listed))
+    if unlisted:
+        raise UnsafeZipError(f"{archive}: {', '.join(unlisted)} not in its {MANIFEST} manifest (added to the zip "
+                             "after packaging); download or package it again.")
+    for name, digest in listed.items():
         target = folder / name
         if not target.is_file() or hashlib.sha256(target.read_bytes()).hexdigest() != digest:
             raise UnsafeZipError(f"{archive}: {name} does not match its sha256 in {MANIFEST} (damaged or edited "

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+from scripts.common.bundles import REPO, SHARED_DATA  # noqa: F401  (the tests import both from here)
+
 PYTHON = sys.executable
 
 
@@ -28,7 +28,7 @@ def subprocess_env() -> dict:
 @pytest.fixture(scope="session")
 def knee_data(tmp_path_factory) -> Path:
     """Four synthetic knee MR volumes (2 training, 1 validation, 1 testing); returns the dataset dir."""
-    from scripts.phantoms.knee_mr import write_knee_dataset
+    from scripts.phantoms.knee import write_knee_dataset
 
     out = tmp_path_factory.mktemp("knee_data")
     write_knee_dataset(out, num_volumes=4, seed=0, log=None)
@@ -38,7 +38,7 @@ def knee_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def lower_limb_data(tmp_path_factory) -> Path:
     """Four synthetic lower-limb CT volumes of 8 slices (2 training, 1 validation, 1 testing)."""
-    from scripts.phantoms.lower_limb_ct import write_lower_limb_dataset
+    from scripts.phantoms.lower_limb import write_lower_limb_dataset
 
     out = tmp_path_factory.mktemp("lower_limb_data")
     write_lower_limb_dataset(out, num_volumes=4, seed=0, log=None, num_slices=8)
@@ -48,7 +48,7 @@ def lower_limb_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def spine_data(tmp_path_factory) -> Path:
     """Four synthetic spine CT volumes of 8 slices (2 training, 1 validation, 1 testing)."""
-    from scripts.phantoms.spine_ct import write_spine_dataset
+    from scripts.phantoms.spine import write_spine_dataset
 
     out = tmp_path_factory.mktemp("spine_data")
     write_spine_dataset(out, num_volumes=4, seed=0, log=None, num_slices=8)

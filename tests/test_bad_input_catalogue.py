@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from scripts.common.registry import tiny
-from tests.bundles.helpers import BundleUnderTest, error_chain, run, write_nifti
+from tests.bundle_configs.helpers import BundleUnderTest, error_chain, run, write_nifti
 from tests.conftest import SHARED_DATA
 
 KNEE = BundleUnderTest("knee_eas_unet", {**tiny("knee_eas_unet"), "slices_per_volume": 2, "val_interval": 1})
@@ -123,6 +123,73 @@ def _write_nrrd(path: Path, array: np.ndarray) -> Path:
               "encoding: raw\n\n").format(*array.shape)
     path.write_bytes(header.encode() + np.asfortranarray(array, dtype="<f4").tobytes(order="F"))
     return path
+
+
+def _patched_nifti(tmp: Path, fmt: str, offset: int, *values) -> Path:
+    """An uncompressed NIfTI of ``_volume()`` with ``struct.pack_into(fmt, header, offset, *values)`` applied."""
+    import struct
+
+    image = _nifti(tmp, name="scan.nii")
+    data = bytearray(image.read_bytes())
+    struct.pack_into(fmt, data, offset, *values)
+    image.write_bytes(bytes(data))
+    return image
+
+
+def truncated_uncompressed_nifti(tmp):
+    image = _nifti(tmp, name="scan.nii")
+    data = image.read_bytes()
+    image.write_bytes(data[: len(data) * 2 // 3])  # ITK pads the rest with zeros, silently
+    return _infer(KNEE, image, tmp), image
+
+
+def nifti_zero_spacing(tmp):
+    image = _patched_nifti(tmp, "<f", 80, 0.0)  # pixdim[1]: ITK sets it to 1, silently
+    return _infer(KNEE, image, tmp), image
+
+
+def nifti_nan_orientation(tmp):
+    image = _patched_nifti(tmp, "<f", 280, float("nan"))  # srow_x[0] (sform_code 1): a bare LinAlgError before
+    return _infer(KNEE, image, tmp), image
+
+
+def nifti_unknown_datatype(tmp):
+    image = _patched_nifti(tmp, "<h", 70, 1234)
+    return _infer(KNEE, image, tmp), image
+
+
+def nifti_enormous_size(tmp):
+    image = _patched_nifti(tmp, "<3h", 42, 30000, 30000, 30000)  # a MemoryError (or minutes of reading) before
+    return _infer(KNEE, image, tmp), image
+
+
+def nrrd_singular_directions(tmp):
+    image = _write_nrrd(tmp / "scan.nrrd", _volume())
+    image.write_bytes(image.read_bytes().replace(b"(0,1,0)", b"(1,0,0)", 1))  # two parallel axes
+    return _infer(KNEE, image, tmp), image
+
+
+def _factory_series(tmp: Path, change) -> tuple[Path, Path]:
+    """A small CT series (:mod:`tests.dicom_factory`) whose third slice gets ``change(ds)``."""
+    import pydicom
+
+    from tests.dicom_factory import write_ct_series
+
+    files = write_ct_series(tmp / "series", n=6)
+    ds = pydicom.dcmread(files[2])
+    change(ds)
+    ds.save_as(files[2])
+    return tmp / "series", files[2]
+
+
+def dicom_slice_without_geometry(tmp):
+    series, victim = _factory_series(tmp, lambda ds: delattr(ds, "ImagePositionPatient"))
+    return _infer(LOWER_LIMB, series, tmp), victim
+
+
+def dicom_singular_orientation(tmp):
+    series, victim = _factory_series(tmp, lambda ds: setattr(ds, "ImageOrientationPatient", [1, 0, 0, 1, 0, 0]))
+    return _infer(LOWER_LIMB, series, tmp), victim
 
 
 def truncated_nrrd_file(tmp):
@@ -265,6 +332,14 @@ def datalist_entry_without_label(tmp):
     return _train(tmp, data), data / "datalist.json"
 
 
+def datalist_entry_not_a_path(tmp):
+    data = _train_set(tmp)
+    d = json.loads((data / "datalist.json").read_text())
+    d["training"][0]["image"] = ["images/img0.nii.gz"]  # a bare TypeError from os.stat before
+    (data / "datalist.json").write_text(json.dumps(d))
+    return _train(tmp, data), data / "datalist.json"
+
+
 def datalist_absolute_path_missing(tmp):
     data = _train_set(tmp)
     d = json.loads((data / "datalist.json").read_text())
@@ -298,6 +373,13 @@ def checkpoint_with_pickled_code(tmp):
     ckpt = _weights(KNEE, tmp)
     state = torch.load(ckpt / "model.pt", weights_only=True)
     torch.save({"model": state, "hook": shutil.rmtree}, ckpt / "model.pt")  # a function: code, not tensors
+    return _infer(KNEE, image, tmp, ckpt=ckpt), ckpt / "model.pt"
+
+
+def checkpoint_not_a_state_dict(tmp):
+    image = _nifti(tmp)
+    ckpt = _weights(KNEE, tmp)
+    torch.save({"model": 5}, ckpt / "model.pt")  # a bare TypeError from load_state_dict before
     return _infer(KNEE, image, tmp, ckpt=ckpt), ckpt / "model.pt"
 
 
@@ -359,12 +441,20 @@ def metadata_failing_schema(tmp):
 CATALOGUE = {
     "truncated NIfTI": Case(truncated_nifti, ("truncated",)),
     "corrupt NIfTI": Case(corrupt_nifti, ("not a readable",)),
+    "truncated uncompressed NIfTI": Case(truncated_uncompressed_nifti, ("truncated",)),
+    "NIfTI with a zero, negative or NaN spacing": Case(nifti_zero_spacing, ("implausible voxel spacing",)),
+    "NIfTI with a NaN orientation": Case(nifti_nan_orientation, ("not finite",)),
+    "NIfTI with an unknown datatype": Case(nifti_unknown_datatype, ("unknown datatype code 1234",)),
+    "NIfTI header claiming an enormous size": Case(nifti_enormous_size, ("claims more than it holds",)),
     "truncated NRRD": Case(truncated_nrrd_file, ("truncated",)),
-    "corrupt NRRD header": Case(corrupt_nrrd_header, ("not a readable",)),
+    "corrupt NRRD header": Case(corrupt_nrrd_header, ("header is damaged",)),
+    "NRRD with parallel space directions": Case(nrrd_singular_directions, ("singular",)),
     "truncated DICOM slice": Case(truncated_dicom_slice, ("re-export",), needs_shared=True),
     "truncated native DICOM slice": Case(truncated_native_dicom_slice, ("truncated",)),
     "DICOM folder with two series": Case(dicom_two_series, ("series",), needs_shared=True),
     "DICOM series with a missing slice": Case(dicom_missing_slice, ("missing",), needs_shared=True),
+    "DICOM slice without ImagePositionPatient": Case(dicom_slice_without_geometry, ("has no ImagePositionPatient",)),
+    "DICOM slice with a singular orientation": Case(dicom_singular_orientation, ("singular orientation",)),
     "MR (non-HU) volume given to a CT bundle": Case(mr_given_to_ct_bundle, ("Hounsfield", "check_hu")),
     "NaN voxels": Case(nan_voxels, ("NaN",)),
     "Inf voxels": Case(inf_voxels, ("infinite",)),
@@ -380,11 +470,13 @@ CATALOGUE = {
     "datalist not JSON": Case(datalist_not_json, ("not valid JSON",)),
     "datalist without a training list": Case(datalist_without_training, ("'training'",)),
     "datalist entry without a label": Case(datalist_entry_without_label, ("has no 'label'",)),
+    "datalist entry that is not a path": Case(datalist_entry_not_a_path, ("malformed", "not a path")),
     "datalist absolute path that does not exist": Case(datalist_absolute_path_missing, ("does not exist",)),
     "datalist with an empty training list": Case(datalist_empty_training, ("empty",)),
     "no trained weights": Case(no_trained_weights, ("monai.bundle run",)),
     "checkpoint from another bundle": Case(checkpoint_from_another_bundle, ("another network",)),
     "checkpoint with pickled code": Case(checkpoint_with_pickled_code, ("weights_only",)),
+    "checkpoint that is not a state dict": Case(checkpoint_not_a_state_dict, ("not a network's state dict",)),
     "truncated checkpoint": Case(truncated_checkpoint, ("truncated",)),
     "flag that is not true/false": Case(bad_flag_value, ("true or false",)),
     "compress: checkpoint with pickled code": Case(compress_pickled_checkpoint, ("weights_only",)),
@@ -427,5 +519,6 @@ def test_readme_troubleshooting_table_lists_every_case():
     text = (REPO / "README.md").read_text()
     section = text[text.index("## Troubleshooting: bad input"):]
     section = section[: section.index("\n## ", 1)]
-    rows = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")][1:]
+    table = section[section.index("| bad input |"):].split("\n\n")[0]  # the first table (the fuzz counts follow)
+    rows = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ")][1:]
     assert rows == list(CATALOGUE)

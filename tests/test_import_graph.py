@@ -1,5 +1,5 @@
-"""The package's import graph (issue 18): ``nets/`` imports only ``blocks/``, ``ops/`` and the standard stack, and
-the subpackages of ``custom_networks`` import each other without a cycle.
+"""The package's import graph: ``nets/`` imports only ``blocks/``, ``ops/`` and the standard stack, and the
+subpackages of ``custom_networks`` import only the layers below their own (:data:`LAYERS`), so without a cycle.
 
 Read from the source with ``ast`` (nothing is imported), every ``import`` counted, also those inside functions,
 relative ones resolved. :func:`import_graph` and :func:`find_cycle` work on any package folder (``scripts/`` too).
@@ -17,6 +17,17 @@ PACKAGE = "custom_networks"
 #: what ``nets/`` may import from the package (besides itself), and from outside it
 NETS_MAY_IMPORT = {f"{PACKAGE}.blocks", f"{PACKAGE}.ops"}
 NETS_THIRD_PARTY = {"torch", "monai", "numpy"}
+#: the subpackages (and top-level modules) of the package, bottom layer first: each imports only from layers below
+#: its own, never from its own layer or above. So ``runtimes`` (ONNX export, ONNX Runtime, OpenVINO) never imports
+#: ``compression``, which may import it, and ``engine`` never imports ``compression``.
+LAYERS = (
+    ("extras", "labels", "ops"),
+    ("blocks", "transforms"),
+    ("losses", "nets", "writers"),
+    ("bundle", "runtimes"),
+    ("compression", "engine"),
+    ("apps",),
+)
 
 
 def module_names(root: Path, package: str) -> dict[str, Path]:
@@ -153,6 +164,31 @@ def test_subpackages_import_each_other_without_a_cycle():
     graph = collapse(import_graph(REPO / PACKAGE, PACKAGE), depth=2)
     assert f"{PACKAGE}.nets" in graph and f"{PACKAGE}.transforms" in graph
     assert find_cycle(graph) is None, f"import cycle between subpackages: {' -> '.join(find_cycle(graph))}"
+
+
+def upward_imports(graph: dict[str, set[str]], layers=LAYERS) -> list[str]:
+    """``"a -> b"`` for every import of ``graph`` (between ``custom_networks.<x>`` nodes) from a node to one in its own
+    layer or above; a node missing from ``layers`` is reported as ``"a: not in LAYERS"``."""
+    level = {f"{PACKAGE}.{name}": i for i, layer in enumerate(layers) for name in layer}
+    found = [f"{node}: not in LAYERS" for node in sorted(set(graph) - set(level))]
+    for node, targets in sorted(graph.items()):
+        found += [f"{node} -> {t}" for t in sorted(targets) if node in level and level.get(t, -1) >= level[node]]
+    return found
+
+
+def test_subpackages_import_only_the_layers_below_their_own():
+    graph = collapse(import_graph(REPO / PACKAGE, PACKAGE), depth=2)
+    assert not upward_imports(graph), (
+        f"imports against the layer order {LAYERS} (place a new subpackage in LAYERS): {upward_imports(graph)}")
+    assert {f"{PACKAGE}.runtimes", f"{PACKAGE}.compression", f"{PACKAGE}.engine"} <= set(graph)
+
+
+def test_the_layer_check_reports_an_import_upward_or_sideways_and_an_unplaced_subpackage():
+    graph = {f"{PACKAGE}.runtimes": {f"{PACKAGE}.compression"}, f"{PACKAGE}.engine": {f"{PACKAGE}.compression"},
+             f"{PACKAGE}.compression": {f"{PACKAGE}.runtimes"}, f"{PACKAGE}.extra_stuff": set()}
+    assert upward_imports(graph) == [f"{PACKAGE}.extra_stuff: not in LAYERS",
+                                     f"{PACKAGE}.engine -> {PACKAGE}.compression",
+                                     f"{PACKAGE}.runtimes -> {PACKAGE}.compression"]
 
 
 def test_the_cycle_finder_and_relative_imports(tmp_path):

@@ -135,7 +135,7 @@ def test_a_missing_extra_is_named_in_the_import_error(monkeypatch):
     with pytest.raises(ImportError, match=r"torch-pruning.*'compress' extra.*\.\[compress\]"):
         importlib.import_module("custom_networks.compression.channel_pruning")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    from custom_networks.compression.int8 import OnnxRuntimeNetwork
+    from custom_networks.runtimes.onnxruntime_network import OnnxRuntimeNetwork
 
     with pytest.raises(ImportError, match=r"'onnxruntime' \(a dependency of medseg-bundles\).*pip install -e \."):
         OnnxRuntimeNetwork.__new__(OnnxRuntimeNetwork)._open()

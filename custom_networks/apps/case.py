@@ -193,7 +193,6 @@ def process_case(case: Case, settings: CaseSettings, runner: BundleRunner) -> Ca
     if not missing:
         stats = json.loads(folder.path("statistics").read_text(encoding="utf-8"))
         return CaseResult("skipped", outputs, stats, notes=notes, seconds=time.perf_counter() - start)
-    folder.folder.mkdir(parents=True, exist_ok=True)
     try:
         image = case.volume or series_folder(case.series, settings.work_dir / "series" / case.name)
         if any(k in missing for k in NETWORK_OUTPUTS):
@@ -201,6 +200,7 @@ def process_case(case: Case, settings: CaseSettings, runner: BundleRunner) -> Ca
             produced = runner.run(image)
             if "dicom_seg" in kinds and "dicom_seg" not in produced:
                 raise CaseError(f"the bundle wrote no DICOM SEG for {case.source} (see the warning above)")
+            folder.folder.mkdir(parents=True, exist_ok=True)  # only now: a refused input leaves no folder behind
             for kind in (k for k in NETWORK_OUTPUTS if k in kinds):
                 os.replace(produced[kind], folder.path(kind))
             missing = list(kinds)  # everything else derives from the new label map

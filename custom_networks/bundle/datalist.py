@@ -48,8 +48,17 @@ def load_datalist(
             f"Datalist {datalist} has no '{key}' list (found: {found}). "
             f"Add a '{key}' list of {{{', '.join(repr(k) + ': path' for k in keys)}}} entries."
         )
+    if not isinstance(content[key], list):
+        raise DatalistError(f"'{key}' in datalist {datalist} is a {type(content[key]).__name__}, not a list of "
+                            f"{{{', '.join(repr(k) + ': path' for k in keys)}}} entries: fix the file.")
     if not content[key]:
         raise DatalistError(f"The '{key}' list in datalist {datalist} is empty: add at least one case.")
+    for i, item in enumerate(content[key]):
+        wrong = [k for k in keys if isinstance(item, dict) and k in item and not isinstance(item[k], str)]
+        if not isinstance(item, dict) or wrong:
+            what = f"its {wrong[0]} is {item[wrong[0]]!r}, not a path" if wrong else f"it is {item!r}, not an entry"
+            raise DatalistError(f"Entry {i} of '{key}' in datalist {datalist} is malformed: {what}. Each entry is "
+                                f"{{{', '.join(repr(k) + ': path' for k in keys)}}}; fix the file.")
     items = load_decathlon_datalist(datalist, is_segmentation=True, data_list_key=key)
     for i, item in enumerate(items):
         for k in keys:

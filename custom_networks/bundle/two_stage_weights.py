@@ -13,6 +13,7 @@ import os
 import torch
 
 from ..writers.base import write_atomically
+from .compressed_weights import load_weights
 from .weights import read_state_dict, require_weights
 
 
@@ -37,14 +38,14 @@ def load_pipeline_weights(
         return network
     state = _pipeline_state(path)
     if prefix:
-        result = network.load_state_dict({k: v for k, v in state.items() if k.startswith(prefix)}, strict=False)
+        result = load_weights(network, {k: v for k, v in state.items() if k.startswith(prefix)}, strict=False)
         if result.unexpected_keys:
             raise ValueError(
                 f"{path} holds parts this network does not have ({result.unexpected_keys[:3]}...): it was trained "
                 "for another organ setup; move it away or point --ckpt_dir at a new folder"
             )
     else:
-        network.load_state_dict(state)
+        load_weights(network, state)
     return network
 
 

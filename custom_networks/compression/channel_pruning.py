@@ -11,16 +11,17 @@ torch-pruning's dependency graph instead of hand-written index maps.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn as nn
+
 from ..extras import require
+from ..ops.tracing import eval_mode, example_input
 
 tp = require("torch_pruning", "Channel pruning")
 
-__all__ = ["THESIS_RATES", "ChannelPruner", "FilterL1Importance", "eval_mode", "example_input", "unprunable_layers"]
+__all__ = ["THESIS_RATES", "ChannelPruner", "FilterL1Importance", "unprunable_layers"]
 
 # papers.md 3.7 (a) [D]: the explicit cumulative schedule; 20 % is the thesis's chosen rate.
 THESIS_RATES = (0.05, 0.10, 0.15, 0.20)
@@ -73,29 +74,6 @@ def unprunable_layers(net: nn.Module) -> list[nn.Module]:
             layers.extend(m for m in block.reduce.modules() if isinstance(m, nn.modules.conv._ConvNd))
             layers.extend(m for m in block.convs.modules() if isinstance(m, nn.modules.conv._ConvNd))
     return layers
-
-
-def example_input(net: nn.Module, size: int | None = None) -> torch.Tensor:
-    """A small input the network accepts, for tracing: ``(1, in_channels, *[size] * spatial_dims)``.
-
-    ``size`` defaults to twice the network's ``size_multiple`` (the smallest size with 2x2 at the bottom).
-    """
-    first = next(m for m in net.modules() if isinstance(m, nn.modules.conv._ConvNd))
-    spatial_dims = getattr(net, "spatial_dims", first.weight.ndim - 2)
-    size = size or 2 * getattr(net, "size_multiple", 16)
-    param = next(net.parameters())
-    return torch.zeros((1, first.in_channels, *[size] * spatial_dims), dtype=param.dtype, device=param.device)
-
-
-@contextmanager
-def eval_mode(net: nn.Module) -> Iterator[None]:
-    """Trace in eval mode (deep-supervision nets return one tensor); the caller's mode is restored after."""
-    training = net.training
-    net.eval()
-    try:
-        yield
-    finally:
-        net.train(training)
 
 
 class ChannelPruner:

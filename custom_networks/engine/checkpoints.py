@@ -13,25 +13,37 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
 from ignite import distributed as idist
 from ignite.engine import Engine
 from ignite.handlers import DiskSaver
 from monai.handlers import CheckpointLoader, CheckpointSaver
 
-from ..bundle.weights import mismatch_error, read_checkpoint
+from ..bundle.compressed_weights import reading_compressed
+from ..bundle.weights import CheckpointError, mismatch_error, read_checkpoint
 
 __all__ = ["AtomicCheckpointSaver", "CheckedCheckpointLoader"]
 
 
 class CheckedCheckpointLoader(CheckpointLoader):
     """MONAI's ``CheckpointLoader`` whose failures name the file and the fix (see
-    :func:`~custom_networks.bundle.weights.read_checkpoint`, :func:`~custom_networks.bundle.weights.mismatch_error`).
-    Arguments, defaults and behaviour otherwise are MONAI's."""
+    :func:`~custom_networks.bundle.weights.read_checkpoint`, :func:`~custom_networks.bundle.weights.mismatch_error`),
+    and whose networks also read compressed checkpoints
+    (:func:`~custom_networks.bundle.compressed_weights.reading_compressed`: the unchanged config loads the weights of
+    ``python -m scripts.compress``). Arguments, defaults and behaviour otherwise are MONAI's."""
 
     def __call__(self, engine: Engine) -> None:
-        read_checkpoint(self.load_path)
+        checkpoint = read_checkpoint(self.load_path)
+        for key in self.load_dict:  # what MONAI hands each object: checkpoint[key], or the whole checkpoint
+            state = checkpoint.get(key, checkpoint) if isinstance(checkpoint, Mapping) else checkpoint
+            if not isinstance(state, Mapping):  # e.g. a list or a number saved by mistake
+                raise CheckpointError(
+                    f"{self.load_path} holds a {type(state).__name__}, not a network's state dict: is it the right "
+                    "file? Copy it again, or train the bundle again.")
+        networks = [obj for obj in self.load_dict.values() if isinstance(obj, torch.nn.Module)]
         try:
-            super().__call__(engine)
+            with reading_compressed(*networks):
+                super().__call__(engine)
         except (RuntimeError, KeyError) as err:
             raise mismatch_error(self.load_path, err) from err
 

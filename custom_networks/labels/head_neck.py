@@ -5,7 +5,7 @@ The bundle has two organ setups, each one list in label order (label ``i + 1`` i
 * ``"openkbp"`` (the shipped default, :data:`OPENKBP_ORGANS`): the seven organs OpenKBP contours on real
   planning CT (Babier et al. 2021), converted by ``scripts/prepare_openkbp.py``;
 * ``"thesis"`` (:data:`ORGANS`): the thesis's eight organs, on volumes rendered by
-  ``scripts/phantoms/head_neck_ct.py`` from the expert masks of Nikolov et al. 2018
+  ``scripts/phantoms/head_neck/`` from the expert masks of Nikolov et al. 2018
   (``shared/data/hn_oar_masks``); the bundle's ``configs/setup_thesis.json`` selects it.
 
 :func:`organs` and :func:`class_names` are what the bundle configs, evaluation, the DICOM SEG segments and

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -19,17 +19,11 @@ class PaperUNet(nn.Module):
     with every spatial size divisible by ``2 ** (len(features) - 1)`` (one halving per pooling).
     ``encode`` expects ``self.encoder`` (one module per level) and ``self.pool``; ``decode`` expects
     ``self.decoder`` (one :class:`~custom_networks.blocks.UpStage`-like ``stage(x, skip)`` per level, coarse to fine).
-
-    Every instance registers the ``load_state_dict`` pre-hooks in ``load_state_dict_pre_hooks``: other parts
-    of the package add theirs there (:mod:`custom_networks.compression` adds the one that reads compressed
-    checkpoints into the full-size network), so the networks never import them.
     """
 
     ABLATIONS: ClassVar[dict[str, dict[str, bool]]] = {}
     # Sub-modules producing the class channels; channel pruning keeps their outputs (see custom_networks.compression).
     output_modules: ClassVar[tuple[str, ...]] = ("head",)
-    #: ``hook(module, state_dict, prefix, *args)`` functions every new instance registers (see the class docstring).
-    load_state_dict_pre_hooks: ClassVar[list[Callable[..., None]]] = []
 
     def __init__(self, spatial_dims: int, features: Sequence[int]) -> None:
         super().__init__()
@@ -38,8 +32,6 @@ class PaperUNet(nn.Module):
             raise ValueError(f"features needs at least 2 levels (one pooling), got {features}.")
         self.spatial_dims = spatial_dims
         self.features = features
-        for hook in PaperUNet.load_state_dict_pre_hooks:
-            self.register_load_state_dict_pre_hook(hook)
 
     @property
     def size_multiple(self) -> int:

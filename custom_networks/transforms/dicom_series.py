@@ -256,7 +256,9 @@ def check_dicom_series(
       ``max_gap_ratio`` times the median step, or (when ``check_instance_numbers``) a step in the sorted
       ``InstanceNumber`` values larger than ``max_gap_ratio`` times their median step. The message names
       the positions, instance numbers and files on both sides of each gap;
-    * a slice's file ends inside its pixel data (truncated).
+    * a slice's file ends inside its pixel data (truncated);
+    * a slice lacks ``ImagePositionPatient``, ``ImageOrientationPatient`` or ``PixelSpacing``, or they are not
+      finite, the spacing is not positive, or the orientation is not two orthogonal unit vectors.
 
     A slice missing at either end of the stack cannot be seen from the headers and is not reported.
 
@@ -369,70 +371,58 @@ def _read_series(
     for path, (ds, offset, size) in kept.items():
         if offset is not None:
             _check_pixel_data(path, ds, offset, size)
+        _check_slice_geometry(path, ds)
     # 2. consistent slice geometry
     _check_same(folder, headers, "shape (Rows x Columns)", lambda ds: (int(ds.Rows), int(ds.Columns)))
-    has_iop = all("ImageOrientationPatient" in ds for ds in headers.values())
-    if has_iop:
-        _check_same(
-            folder,
-            headers,
-            "orientation (ImageOrientationPatient)",
-            lambda ds: tuple(np.round(np.asarray(ds.ImageOrientationPatient, float), 3).tolist()),
-        )
-    if all("PixelSpacing" in ds for ds in headers.values()):
-        _check_same(
-            folder,
-            headers,
-            "pixel spacing (PixelSpacing)",
-            lambda ds: tuple(np.round(np.asarray(ds.PixelSpacing, float), 4).tolist()),
-        )
+    _check_same(
+        folder,
+        headers,
+        "orientation (ImageOrientationPatient)",
+        lambda ds: tuple(np.round(np.asarray(ds.ImageOrientationPatient, float), 3).tolist()),
+    )
+    _check_same(
+        folder,
+        headers,
+        "pixel spacing (PixelSpacing)",
+        lambda ds: tuple(np.round(np.asarray(ds.PixelSpacing, float), 4).tolist()),
+    )
     if len(paths) == 1:
         return paths, headers
 
     # 3. slice positions along the normal: duplicates and gaps
     paths = slice_order(paths, headers)
-    has_ipp = has_iop and all("ImagePositionPatient" in ds for ds in headers.values())
-    if has_ipp:
-        pos = _positions(paths, headers)
-        z = np.array([pos[p] for p in paths])
-        steps = np.diff(z)
-        median = float(np.median(steps))
-        dup = [i for i, s in enumerate(steps) if s <= max(1e-3, 1e-3 * median)]
-        if dup:
-            pairs = "; ".join(
-                f"{os.path.basename(paths[i])} and {os.path.basename(paths[i + 1])} at {_fmt(z[i])} mm" for i in dup[:5]
+    pos = _positions(paths, headers)
+    z = np.array([pos[p] for p in paths])
+    steps = np.diff(z)
+    median = float(np.median(steps))
+    dup = [i for i, s in enumerate(steps) if s <= max(1e-3, 1e-3 * median)]
+    if dup:
+        pairs = "; ".join(
+            f"{os.path.basename(paths[i])} and {os.path.basename(paths[i + 1])} at {_fmt(z[i])} mm" for i in dup[:5]
+        )
+        raise DicomSeriesError(
+            f"{folder}: {len(dup)} pair(s) of slices share one position along the slice normal ({pairs}"
+            f"{'; ...' if len(dup) > 5 else ''}). The folder mixes duplicate files or two acquisitions of "
+            f"one series. {ONE_SERIES_HINT}"
+        )
+    gaps = [i for i, s in enumerate(steps) if s > max_gap_ratio * median]
+    if gaps:
+        parts = []
+        for i in gaps[:5]:
+            a, b = paths[i], paths[i + 1]
+            parts.append(
+                f"between {_fmt(z[i])} mm (InstanceNumber {_instance(headers[a])}, {os.path.basename(a)}) and "
+                f"{_fmt(z[i + 1])} mm (InstanceNumber {_instance(headers[b])}, {os.path.basename(b)}): "
+                f"a step of {_fmt(steps[i])} mm, about {round(steps[i] / median) - 1} slice(s) missing"
             )
-            raise DicomSeriesError(
-                f"{folder}: {len(dup)} pair(s) of slices share one position along the slice normal ({pairs}"
-                f"{'; ...' if len(dup) > 5 else ''}). The folder mixes duplicate files or two acquisitions of "
-                f"one series. {ONE_SERIES_HINT}"
-            )
-        gaps = [i for i, s in enumerate(steps) if s > max_gap_ratio * median]
-        if gaps:
-            parts = []
-            for i in gaps[:5]:
-                a, b = paths[i], paths[i + 1]
-                parts.append(
-                    f"between {_fmt(z[i])} mm (InstanceNumber {_instance(headers[a])}, {os.path.basename(a)}) and "
-                    f"{_fmt(z[i + 1])} mm (InstanceNumber {_instance(headers[b])}, {os.path.basename(b)}): "
-                    f"a step of {_fmt(steps[i])} mm, about {round(steps[i] / median) - 1} slice(s) missing"
-                )
-            raise DicomSeriesError(
-                f"{folder}: slices are missing. The median slice step is {_fmt(median)} mm along the slice "
-                f"normal, but there is a gap " + "; ".join(parts) + ("; ..." if len(gaps) > 5 else "") + ". "
-                + COMPLETE_SERIES_HINT
-            )
+        raise DicomSeriesError(
+            f"{folder}: slices are missing. The median slice step is {_fmt(median)} mm along the slice "
+            f"normal, but there is a gap " + "; ".join(parts) + ("; ..." if len(gaps) > 5 else "") + ". "
+            + COMPLETE_SERIES_HINT
+        )
 
     if check_instance_numbers and all(_instance(headers[p]) is not None for p in paths):
-        numbers = sorted(_instance(headers[p]) for p in paths)
-        counts = Counter(numbers)
-        repeated = sorted(n for n, c in counts.items() if c > 1)
-        if repeated and not has_ipp:
-            raise DicomSeriesError(
-                f"{folder}: InstanceNumber(s) {repeated[:10]} occur more than once and the slices carry no "
-                f"ImagePositionPatient to order them. {ONE_SERIES_HINT}"
-            )
-        unique = sorted(counts)
+        unique = sorted({_instance(headers[p]) for p in paths})
         if len(unique) > 1:
             steps_n = np.diff(unique)
             median_n = float(np.median(steps_n))
@@ -449,9 +439,50 @@ def _read_series(
     return paths, headers
 
 
+GEOMETRY_TAGS = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
+
+
+def _values(value) -> list[float]:
+    """A DICOM value of one number or several as floats (``"NaN"`` included)."""
+    from pydicom.multival import MultiValue
+
+    return [float(v) for v in value] if isinstance(value, (list, tuple, MultiValue)) else [float(value)]
+
+
+def _check_slice_geometry(path: str, ds) -> None:
+    """Refuse an image slice without a usable geometry: a missing ``ImagePositionPatient``,
+    ``ImageOrientationPatient`` or ``PixelSpacing`` (ITK would place it at the origin, axial, 1 mm apart), values
+    that are not numbers or not finite, a spacing that is not positive, or orientation rows that are not two
+    orthogonal unit vectors (a singular orientation). Also ``Rows`` and ``Columns`` must be positive numbers."""
+    fix = "Re-export the series from the scanner or PACS with its geometry (the slices cannot be placed)."
+    missing = [t for t in GEOMETRY_TAGS if ds.get(t, None) in (None, "")]
+    if missing:
+        raise DicomSeriesError(f"{path} has no {', no '.join(missing)}: its position in the volume is unknown. {fix}")
+    try:
+        ipp, iop, spacing = (np.atleast_1d(np.asarray(_values(ds.get(t)), float)) for t in GEOMETRY_TAGS)
+        rows, cols = int(ds.Rows), int(ds.Columns)
+    except (TypeError, ValueError, AttributeError) as err:
+        raise DicomSeriesError(f"{path} has geometry or size tags that are not numbers ({err}). {fix}") from None
+    if ipp.shape != (3,) or iop.shape != (6,) or spacing.shape != (2,) or rows < 1 or cols < 1:
+        raise DicomSeriesError(
+            f"{path} has malformed geometry: ImagePositionPatient {ipp.tolist()} (3 values), ImageOrientationPatient "
+            f"{iop.tolist()} (6), PixelSpacing {spacing.tolist()} (2), Rows x Columns {rows} x {cols}. {fix}")
+    if not (np.isfinite(ipp).all() and np.isfinite(iop).all() and np.isfinite(spacing).all()) or (spacing <= 0).any():
+        raise DicomSeriesError(
+            f"{path} has an implausible geometry: ImagePositionPatient {ipp.tolist()}, ImageOrientationPatient "
+            f"{iop.tolist()}, PixelSpacing {spacing.tolist()} (finite values and positive spacings needed). {fix}")
+    row, col = iop[:3], iop[3:]
+    if abs(np.linalg.norm(row) - 1) > 0.01 or abs(np.linalg.norm(col) - 1) > 0.01 or abs(float(row @ col)) > 0.01:
+        raise DicomSeriesError(
+            f"{path} has a singular orientation: ImageOrientationPatient {iop.tolist()} is not two orthogonal unit "
+            f"vectors. {fix}")
+
+
 def _instance(ds) -> int | None:
-    v = ds.get("InstanceNumber", None)
-    return int(v) if v not in (None, "") else None
+    try:
+        return int(ds.get("InstanceNumber", None))
+    except (TypeError, ValueError):  # absent, empty or not a number
+        return None
 
 
 def _positions(paths: list[str], headers: Mapping) -> dict[str, float]:
@@ -472,8 +503,11 @@ def slice_order(paths: list[str], headers: Mapping) -> list[str]:
         headers: path -> pydicom Dataset of each of them.
     """
     if paths and all("ImageOrientationPatient" in headers[p] and "ImagePositionPatient" in headers[p] for p in paths):
-        pos = _positions(paths, headers)
-        return sorted(paths, key=lambda p: (pos[p], _instance(headers[p]) or 0, p))
+        try:
+            pos = _positions(paths, headers)
+            return sorted(paths, key=lambda p: (pos[p], _instance(headers[p]) or 0, p))
+        except (TypeError, ValueError):  # damaged geometry values: the series check names them
+            pass
     return sorted(paths, key=lambda p: (_instance(headers[p]) or 0, p))
 
 

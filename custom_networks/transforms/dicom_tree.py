@@ -51,6 +51,13 @@ class ImageSeries:
     own_folder: bool
 
 
+def _instance_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):  # absent, empty or damaged
+        return None
+
+
 def find_image_series(root: str | os.PathLike, modality: str | None = "CT") -> list[ImageSeries]:
     """Every image series of ``modality`` in the folder tree under ``root``.
 
@@ -101,12 +108,12 @@ def find_image_series(root: str | os.PathLike, modality: str | None = "CT") -> l
         ds = headers[paths[0]]
         folders = folders_of[(uid, key_folder)]
         (folder,) = folders if len(folders) == 1 else (os.path.commonpath(paths),)
-        number = ds.get("SeriesNumber", None)
+        number = _instance_or_none(ds.get("SeriesNumber", None))
         found.append(ImageSeries(
             series_uid=uid,
             description=str(ds.get("SeriesDescription", "") or ""),
             modality=str(ds.get("Modality", "") or ""),
-            series_number=int(number) if number not in (None, "") else None,
+            series_number=number,
             folder=folder,
             files=tuple(slice_order(paths, headers)),
             own_folder=len(folders) == 1 and series_per_folder[folder] == 1 and not os.path.isfile(root),

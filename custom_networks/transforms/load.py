@@ -1,5 +1,5 @@
-"""Reading scans with MONAI's ``LoadImaged``, with one clear message when a file cannot be read, and a DICOM folder
-read as the one image series that :class:`~.dicom_series.CheckDicomSeriesd` checked (:mod:`.dicom_reader`)."""
+"""Reading scans with MONAI's ``LoadImaged``, with one clear message when a file cannot be read (its header checked
+first, :mod:`.volume_header`), and a DICOM folder read as the one image series that :class:`~.dicom_series.CheckDicomSeriesd` checked (:mod:`.dicom_reader`)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,10 @@ from monai.transforms import LoadImaged
 
 from .dicom_reader import SeriesITKReader
 from .dicom_series import DicomSeriesError
+from .volume_header import ImageReadError, check_volume_header
 
 TRUNCATION_SIGNS = ("ended before", "end of file", "end-of-stream", "fread got only", "truncated", "premature end",
                     "unexpected end", "Error -3", "Error -5")
-
-
-class ImageReadError(ValueError):
-    """A scan that cannot be read; the message names the file, the fault and the fix."""
 
 
 def describe_read_error(path: Any, err: Exception) -> ImageReadError:
@@ -37,7 +34,10 @@ def _nifti_has_non_finite(path: str) -> bool:
     """ITK's NIfTI reader turns NaN and Inf voxels into 0 silently; look at a float NIfTI's own voxels."""
     if not str(path).endswith((".nii", ".nii.gz")) or not os.path.isfile(path):
         return False
-    image = nib.load(path)
+    try:
+        image = nib.load(path)
+    except Exception:  # a header nibabel cannot read (ITK could): its voxels were checked after reading
+        return False
     if not np.issubdtype(image.get_data_dtype(), np.floating):
         return False  # integer voxels cannot be NaN or Inf
     return not bool(np.isfinite(np.asanyarray(image.dataobj)).all())
@@ -55,9 +55,11 @@ class _CheckedLoader:
         if reader is None and isinstance(filename, (str, os.PathLike)) and os.path.isdir(filename):
             reader = next((r for r in self.loader.readers if isinstance(r, SeriesITKReader)), None)
         try:
+            if isinstance(filename, (str, os.PathLike)):
+                check_volume_header(filename)  # before anything is allocated
             image = self.loader(filename, reader)
-        except DicomSeriesError:
-            raise  # names the folder, the fault and the fix already
+        except (DicomSeriesError, ImageReadError):
+            raise  # names the file, the fault and the fix already
         except Exception as err:
             raise describe_read_error(filename, err) from err
         if isinstance(filename, (str, os.PathLike)) and _nifti_has_non_finite(os.fspath(filename)):

@@ -5,10 +5,9 @@ Clinical data sets contour only some organs per patient (OpenKBP: mandible in 13
 key is fully contoured). :class:`ContouredOrgansd` turns that list into a 0/1 vector on the label's metadata,
 which then travels with the label through every transform, the collation and the decollation:
 
-* :class:`MarginalLoss` (training) merges the uncontoured organs' probabilities into background before the
-  loss, so predicting an uncontoured organ where the label says "background" costs nothing (the marginal
-  loss of Shi et al., "Marginal loss and exclusion loss for partially supervised multi-organ segmentation",
-  Medical Image Analysis 70, 2021; not in the thesis, whose data were fully contoured);
+* :class:`custom_networks.losses.MarginalLoss` (training) merges the uncontoured organs' probabilities into
+  background before the loss, so predicting an uncontoured organ where the label says "background" costs
+  nothing;
 * :class:`MaskUncontouredd` (evaluation) empties the prediction and label channels of uncontoured organs, so
   MONAI's Dice and HD95 give NaN there and the case is not scored for that organ;
 * :func:`with_organ` keeps the cases that contour one organ (each stage-2 net trains only on those).
@@ -19,12 +18,11 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 
 import torch
-import torch.nn as nn
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
-__all__ = ["CONTOURED", "ContouredOrgansd", "MarginalLoss", "MaskUncontouredd", "with_organ", "contoured_of"]
+__all__ = ["CONTOURED", "ContouredOrgansd", "MaskUncontouredd", "with_organ", "contoured_of"]
 
 #: Datalist key and label-metadata key of the contoured-organ information.
 CONTOURED = "contoured"
@@ -92,42 +90,6 @@ class ContouredOrgansd(MapTransform):
         if names is not None:
             d[self.contoured_key] = flags  # the names as flags: lists of different lengths do not collate
         return d
-
-
-class MarginalLoss(nn.Module):
-    """Wrap a softmax segmentation loss so that uncontoured organs count as "background or that organ".
-
-    ``forward(input, target)``: ``input`` logits (B, 1 + n_organs, *S), ``target`` labels (B, 1, *S) whose
-    metadata carries :class:`ContouredOrgansd`'s (B, n_organs) flags. For each case, the logits of the
-    background and of every uncontoured organ are merged by ``logsumexp`` (their softmax probabilities add up),
-    the contoured organs keep their own channels, the labels are renumbered to match, and ``loss`` (a MONAI
-    loss taking logits, with ``to_onehot_y`` and softmax, e.g. ``DiceFocalLoss``) is applied to that case;
-    the result is the mean over cases. A fully contoured case is passed through unchanged, so on fully
-    labelled data this equals ``loss``. An uncontoured organ therefore contributes nothing: any split of
-    probability between it and background gives the same loss (tested).
-    """
-
-    def __init__(self, loss: nn.Module) -> None:
-        super().__init__()
-        self.loss = loss
-
-    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        flags = contoured_of(target, input.shape[1] - 1)
-        if flags is None or bool(flags.all()):
-            return self.loss(input, target)
-        target = torch.as_tensor(target)
-        losses = []
-        for b in range(input.shape[0]):
-            kept = [0] + [i + 1 for i in range(flags.shape[1]) if flags[b, i]]
-            merged = [0] + [i + 1 for i in range(flags.shape[1]) if not flags[b, i]]
-            logits = torch.cat(
-                [torch.logsumexp(input[b : b + 1, merged], dim=1, keepdim=True), input[b : b + 1, kept[1:]]], dim=1
-            )
-            renumber = torch.zeros(input.shape[1], dtype=torch.long, device=input.device)
-            renumber[kept] = torch.arange(len(kept), device=input.device)
-            labels = renumber[target[b : b + 1].long()].to(target.dtype)
-            losses.append(self.loss(logits, labels))
-        return torch.stack(losses).mean()
 
 
 class MaskUncontouredd(MapTransform):

@@ -11,6 +11,7 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
 from ..ops.flags import as_bool
+from .volume_header import check_voxel_axes
 
 #: a CT in Hounsfield units has air (about -1000 HU) around or inside the body
 AIR_BELOW_HU = -200
@@ -39,7 +40,7 @@ class ValidateVolumed(MapTransform):
 
     Put it right after ``LoadImaged(image_only=True)`` (no channel dimension yet). Checks:
     every key has ``spatial_dims`` dimensions (a single 2D slice, or a 4D series, given to a volume
-    pipeline is refused); image voxels are finite; each other key lies on the image's voxel grid (same shape
+    pipeline is refused); the image's affine is finite and not singular; image voxels are finite; each other key lies on the image's voxel grid (same shape
     and affine within ``affine_tolerance`` mm once both are in canonical axis order, as ``Orientationd`` puts them); label values lie in ``range(num_classes)`` when ``num_classes``
     is given (apply ``MapLabelValued`` first for datasets with other label ids); with ``require_foreground``
     a label has at least one foreground voxel (the bundles' training crops are drawn around foreground);
@@ -81,6 +82,7 @@ class ValidateVolumed(MapTransform):
         image_key, *other_keys = present
         image = d[image_key]
         self._check_dims(image, image_key)
+        self._check_geometry(image)
         values = torch.as_tensor(image)
         if values.is_floating_point() and not bool(torch.isfinite(values).all()):  # integers are always finite
             raise ValueError(
@@ -131,6 +133,15 @@ class ValidateVolumed(MapTransform):
                         "`label_mapping` setting (MapLabelValued) or fix the file."
                     )
         return d
+
+    def _check_geometry(self, img) -> None:
+        """Refuse an affine that is not finite or is singular (what a reader made of a damaged header: NaN
+        positions, a zero-length or repeated axis)."""
+        affine = getattr(img, "affine", None)
+        if affine is not None:
+            affine = np.asarray(torch.as_tensor(affine), dtype=np.float64)
+            k = min(affine.shape[0] - 1, len(img.shape))
+            check_voxel_axes(_source(img), affine[:k, :k], affine[:k, -1], "voxel-to-world affine")
 
     def _check_dims(self, img, key: str) -> None:
         shape = tuple(img.shape)

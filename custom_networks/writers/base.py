@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Hashable, Mapping, Sequence
+import secrets
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -28,11 +30,21 @@ __all__ = ["LabelMapWriterd", "output_stem", "write_atomically"]
 IMAGE_EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
 
 
-def write_atomically(path: str | os.PathLike, write) -> None:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it over ``path``: a killed or failed
-    write leaves the previous file (or none), never half a file, and no temporary file behind."""
+def write_atomically(path: str | os.PathLike, write: Callable[[str], object]) -> None:
+    """Call ``write(tmp)`` on a new temporary file next to ``path``, then rename it over ``path``: a killed or failed
+    write leaves the previous file (or none), never half a file, and no temporary file behind.
+
+    The temporary name is ``.<name>.<random>.tmp<extensions of name>`` in ``path``'s folder: unique per call (two
+    processes, even two containers that both run as PID 1, never share one), created empty with ``O_EXCL`` (an
+    atomic create that fails rather than reuse a file), hidden, and ending in ``path``'s own extensions, so
+    writers that pick the format from the name (``nibabel.save`` of ``.nii.gz``) write the right one. Its
+    permissions are those of a plain ``open(path, "w")`` (the umask's). Two processes writing the same ``path`` at
+    once each rename a complete file of their own: the last rename wins, and neither file is ever mixed.
+    """
     path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f".{name}.{secrets.token_hex(8)}.tmp{''.join(Path(name).suffixes[-2:])}")
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
         write(tmp)
         os.replace(tmp, path)

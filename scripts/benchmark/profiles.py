@@ -37,6 +37,8 @@ def quick() -> dict[str, Any]:
                 **hn_tiny, "organ_setup": "thesis", "pixdim": [2.0, 2.0, 4.0], "patch_size": [16, 16, 16]}},
         },
         "full_slices": {KNEE: 160, LOWER_LIMB: 200, SPINE: 200},
+        "memory": {"lengths": (4, 12), "slice": (64, 64), "whole_max_slices": 12, "overrides": {
+            KNEE: tiny(KNEE), LOWER_LIMB: tiny(LOWER_LIMB), SPINE: tiny(SPINE)}},
         "networks": {"scale": 1 / 16, "size2d": 32, "size3d": (16, 16, 16)},
         "layers": {"tiny": True, "size2d": (64, 64), "size3d": (32, 32, 16)},
         "concurrent": True,
@@ -71,6 +73,10 @@ def standard() -> dict[str, Any]:
             HEAD_NECK: {"shape": (512, 512, 200), "overrides": {}},
         },
         "full_slices": {KNEE: 160, LOWER_LIMB: 200, SPINE: 200},
+        # peak RSS of whole scans of 512x512 slices at each length (the bundles' widths, default runtime); the
+        # whole-volume chain only up to whole_max_slices (it held 15 GB at 200 slices: 400 would not fit here)
+        "memory": {"lengths": (100, 400), "slice": (512, 512), "whole_max_slices": 100,
+                   "overrides": {KNEE: {}, LOWER_LIMB: {}, SPINE: {}}},
         "networks": {"scale": 1.0, "size2d": 128, "size3d": (48, 48, 48)},
         "layers": {"tiny": False, "size2d": None, "size3d": None},  # the bundles' widths, the papers' slice sizes
         "concurrent": False,
@@ -90,7 +96,7 @@ PROFILES = {"quick": quick, "standard": standard}
 #: ``inference.json`` with these, in the same run as the fixed one.
 BEFORE_FIXES: dict[int, dict[str, Any]] = {
     2: {"fix": "channels-last network + torch.inference_mode in LargeSliceInferer",
-        "overrides": {"channels_last": False, "inferer#inference_mode": False}},
+        "overrides": {"channels_last": False, "inferer#inferer#inference_mode": False}},
     3: {"fix": "organ boxes from stage 1's own grid; argmax before Invertd (one label channel resampled nearest, "
                "not nine probability channels bilinear); that label map put back on the scan's grid by an index "
                "gather (GatherInverseSpacingd), not a dense sampling grid",
@@ -102,3 +108,20 @@ BEFORE_FIXES: dict[int, dict[str, Any]] = {
             "postprocessing#transforms#1": {"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
             "postprocessing#transforms#2": {"_target_": "Identity"}}},  # the label map's nearest Invertd, undone
 }
+
+
+def whole_volume_chain(bundle: str) -> dict[str, Any]:
+    """Overrides that put a 2D bundle's ``inference.json`` back on the whole-volume chain it ran before its
+    ``SlabInferer``: the slab transforms appended to ``preprocessing``, the slice inferer alone, and activation,
+    ``Invertd`` and discretisation in ``postprocessing`` (MONAI's own order). The benchmark's "whole volume"
+    rows and the test that the slab chain gives the same voxels both run it."""
+    from scripts.common.bundles import Bundle
+
+    parser = Bundle(bundle).parser(["inference.json"])
+    post = parser.get("postprocessing#transforms")
+    invert = next(i for i, t in enumerate(post) if t["_target_"] == "Invertd")
+    return {"preprocessing#transforms": [*parser.get("preprocessing#transforms"),
+                                         *parser.get("inferer#transform#transforms")],
+            "inferer": parser.get("inferer#inferer"),
+            "postprocessing#transforms": [*post[:invert], parser.get("inferer#activation"), post[invert],
+                                          parser.get("inferer#discretize"), *post[invert + 1:]]}

@@ -15,7 +15,7 @@ from scripts.common.bundles import SHARED_DATA
 
 #: goals of issue 9; the training step's shares of the best conv3d rate: issue 26
 GOALS = {"training_ratio": 0.90, "efficiency": 0.6, "two_stage_speedup": 2.0, "step_share_stage1": 0.3,
-         "step_share_organ": 0.25}
+         "step_share_organ": 0.25, "rss_growth": 1.2, "peak_rss_gb": 5.0}
 
 
 def timed_wall_s(run: dict) -> float:
@@ -175,9 +175,9 @@ def inference_section(results: dict) -> list[str]:
                   f"{_f(entry['two_stage_flop_ratio'])}x its FLOPs. Untrained weights: stage 1's argmax decides how "
                   "many organ crops stage 2 runs (the forward counts above); with trained weights it is one crop "
                   "per organ found, at the fixed `crop_sizes`.",
-                  "", "Dice: whether the two-stage pipeline is as accurate needs trained models; none are stored in "
-                  "this repository, so this benchmark does not measure Dice. The measured comparisons (two-stage vs "
-                  "baseline on one budget, and the box fix with the same weights) are the tables in "
+                  "", "Dice is not measured here: this page times untrained weights on synthetic volumes. The "
+                  "head-and-neck bundle ships weights trained on OpenKBP (`models/model.pt`), with their training "
+                  "curves and validation Dice, and the two-stage versus baseline comparison on one budget, in "
                   "[bundles/head_neck_two_stage_unet/docs/README.md](../bundles/head_neck_two_stage_unet/docs/README.md) "
                   "(see also [results.md](results.md)).", ""]
     return ["## Inference: each bundle's `inference.json` on a full-size synthetic volume", "",
@@ -202,12 +202,41 @@ def inference_section(results: dict) -> list[str]:
             "### CPU runtimes: the same `inference.json` in each `--runtime`", "",
             "The network (stage 1 and the organ nets for head-and-neck) exported to ONNX once per weights (an "
             "untimed first run for head-and-neck; the 2D bundles' warm run) and run by the runtime; the same pre- "
-            "and post-processing. `inference.json` runs `auto` (`custom_networks.engine.runtimes.resolve_runtime`: "
+            "and post-processing. `inference.json` runs `auto` (`custom_networks.runtimes.selection.resolve_runtime`: "
             "OpenVINO on a CPU); `onnxruntime-int8` is ONNX Runtime's static int8 quantization of the same export "
-            "(`custom_networks.compression.int8`, calibrated on the first input). Speedup = torch's wall time / the "
+            "(`custom_networks.runtimes.int8`, calibrated on the first input). Speedup = torch's wall time / the "
             "runtime's (warm where there is one).", "",
             *_table(["bundle", "runtime", "torch s", "runtime s", "speedup", "torch forwards s", "runtime forwards s",
                      "forwards speedup", "peak RSS GB", "device"], runtimes), ""]
+
+
+def memory_section(results: dict) -> list[str]:
+    """Peak RSS of whole scans per length: the 2D bundles' slab chain, and the whole-volume chain it replaced."""
+    rows, lines = [], []
+    for bundle, entry in results.get("memory", {}).items():
+        for n, r in entry["lengths"].items():
+            whole = r.get("whole_volume")
+            rows.append([bundle, n, "x".join(map(str, r["shape"])), _f(r["peak_rss_gb"]), _f(r["seconds"], 1),
+                         _f(whole["peak_rss_gb"]) if whole else "not run", _f(whole["seconds"], 1) if whole else "–",
+                         _f(r["seconds_ratio"]) if whole else "–", results["device"]])
+        lengths = list(entry["lengths"])
+        lines.append(f"- {bundle}: peak RSS {_f(entry['lengths'][lengths[-1]]['peak_rss_gb'])} GB at {lengths[-1]} "
+                     f"slices, {_f(entry['rss_growth'])}x the {lengths[0]}-slice peak (goal <= "
+                     f"{GOALS['rss_growth']}x, <= {GOALS['peak_rss_gb']} GB)")
+    if not rows:
+        return []
+    return ["## Memory: peak RSS of whole scans, by length", "",
+            "Each 2D bundle's `inference.json` on a whole synthetic scan of each length (the bundle's widths, the "
+            "default runtime, untrained weights), in its own forked process after a 2-slice warm-up scan that pays "
+            "the runtime's export: `peak RSS GB` is the process's `VmHWM` from fetching the scan to its saved label "
+            "map (reset with `/proc/self/clear_refs`; the imported libraries, about 0.5 GB, included), `s` that "
+            "scan's seconds. `whole volume` is the chain the bundles ran before their `SlabInferer` "
+            "(`scripts.benchmark.profiles.whole_volume_chain`: resampling, network output, activation and inverse "
+            "resampling of the whole scan at once), on the same scan in the same run, where it fits in memory; "
+            "`slab s / whole s` is the speed cost of the slabs (goal <= 1.1). Lengths: "
+            "`python -m scripts.benchmark --sections memory --lengths 100,400`.", "", *lines, "",
+            *_table(["bundle", "slices", "shape", "peak RSS GB", "s", "whole volume peak RSS GB", "whole volume s",
+                     "slab s / whole s", "device"], rows), ""]
 
 
 def networks_section(results: dict) -> list[str]:
@@ -313,6 +342,11 @@ def headline(results: dict) -> list[str]:
         if "two_stage_speedup" in entry:
             lines.append(f"- head-neck two-stage vs single-stage: {_f(entry['two_stage_speedup'])}x faster; goal >= "
                          f"{GOALS['two_stage_speedup']}x")
+    for bundle, entry in results.get("memory", {}).items():
+        lengths = list(entry["lengths"])
+        lines.append(f"- memory {bundle}: peak RSS {_f(entry['lengths'][lengths[-1]]['peak_rss_gb'])} GB on "
+                     f"{lengths[-1]} slices, {_f(entry['rss_growth'])}x that of {lengths[0]}; goal <= "
+                     f"{GOALS['rss_growth']}x and <= {GOALS['peak_rss_gb']} GB")
     if results.get("torchrun"):
         lines.append(f"- torchrun 2 vs 1 process: {_f(results['torchrun']['speedup'])}x samples/s")
     return lines
@@ -343,7 +377,7 @@ def markdown(results: dict, profile: dict | None = None) -> str:
             "weights untrained, so nothing here is an accuracy; accuracy is in [results.md](results.md).",
             "", "## Headline", "", *headline(results), "",
             *conv_section(results), *training_step_section(results), *training_section(results),
-            *inference_section(results),
+            *inference_section(results), *memory_section(results),
             *networks_section(results), *layers_section(results), *torchrun_section(results)]
     if results.get("plots"):
         text += ["## Plots", "", *[f"![{Path(p).stem}](img/{Path(p).name})" for p in results["plots"]], ""]

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from scripts.common.bundles import REPO, SHARED_DATA, Bundle, as_list, check
 from scripts.common.measure import (count_parameters, cpu_peak_gflops, device_name, flops_of, median_seconds,
                                     print_result, read_result, sync, torch_device)
 
-from .profiles import BEFORE_FIXES, PROFILES
+from .profiles import BEFORE_FIXES, PROFILES, whole_volume_chain
 from .report import GOALS, markdown, plots, timed_wall_s
 
 
@@ -79,7 +79,7 @@ def write_blob_dataset(bundle: str, out: Path, shape: tuple[int, ...], n: int = 
     """Tiny generated volumes (a background, one box per class, noise) and their datalist: the quick profile's data."""
     import nibabel as nib
 
-    from scripts.phantoms import write_datalist
+    from scripts.phantoms.io import write_datalist
 
     rec = registry.record(bundle)
     classes = rec.foreground_classes
@@ -254,7 +254,7 @@ def train_bundle(bundle: str, tmp: Path, profile: dict) -> dict:
 
 def training(bundles: list[str], tmp: Path, profile: dict, threads: int) -> dict:
     """The training section: every bundle, every loader set-up, one process per bundle."""
-    return {bundle: run_isolated("train_bundle", (bundle, tmp, profile), threads) for bundle in bundles}
+    return {bundle: run_isolated(train_bundle, (bundle, tmp, profile), threads) for bundle in bundles}
 
 
 # ----------------------------------------------------------------------------------------------- training step
@@ -275,9 +275,14 @@ def step_parts(profile: dict) -> dict:
     ``crop_sizes`` entry (one part per distinct size: the organ nets are one architecture, so organs of one size
     share a row). Also the configs' ``crop_mode``, batch and samples."""
     cfg = profile["training_step"]
-    bundle = Bundle(cfg["bundle"])
-    stage1 = bundle.parser(["train.json"], **cfg["overrides"])
-    stage2 = bundle.parser(["train.json", "train_stage2.json"], **cfg["overrides"])
+    return two_stage_parts(cfg["bundle"], cfg["overrides"])
+
+
+def two_stage_parts(bundle_name: str, overrides: dict) -> dict:
+    """:func:`step_parts` of a two-stage bundle's configs with ``overrides`` (also ``scripts.model_stats``'s rows)."""
+    bundle = Bundle(bundle_name)
+    stage1 = bundle.parser(["train.json"], **overrides)
+    stage2 = bundle.parser(["train.json", "train_stage2.json"], **overrides)
     batch, samples = int(stage2.get_parsed_content("stage2_batch")), int(stage2.get_parsed_content("stage2_samples"))
     organs, crops = stage1.get_parsed_content("organs"), stage2.get_parsed_content("crop_sizes")
     parts = [{"part": "stage 1", "organ": None, "organs": list(organs),
@@ -353,7 +358,7 @@ def _compile_row(spec: dict, left: float, budget: float, threads: int) -> dict:
     if left <= 0:
         return {**head, "error": f"not run: the section's compile budget ({budget:.0f} s) was spent on the rows before"}
     try:
-        return run_isolated("step_row", (spec,), threads, timeout=left)
+        return run_isolated(step_row, (spec,), threads, timeout=left)
     except TimeoutError:
         return {**head, "error": f"torch.compile + {spec['repeats'] + 2} steps did not finish in the {left:.0f} s "
                                  f"left of the section's compile budget ({budget:.0f} s)"}
@@ -368,7 +373,7 @@ def training_step(profile: dict, threads: int) -> dict:
     ``profile["training_step"]["compile_budget_s"]`` seconds in all. Shares of the best conv3d rate:
     :func:`add_step_shares`, once the conv section has run."""
     cfg = profile["training_step"]
-    plan = run_isolated("step_parts", (profile,), threads)
+    plan = run_isolated(step_parts, (profile,), threads)
     base = {"bundle": cfg["bundle"], "overrides": cfg["overrides"], "repeats": cfg["repeats"]}
     rows, compiles = [], []
     for i, part in enumerate(plan["parts"]):
@@ -379,7 +384,7 @@ def training_step(profile: dict, threads: int) -> dict:
             if how["compile"]:
                 compiles.append((i, spec))
                 continue
-            row = run_isolated("step_row", (spec,), threads)
+            row = run_isolated(step_row, (spec,), threads)
             rows.append((i, {"part": part["part"], "organs": part["organs"], **row}))
             print(f"[benchmark] training step {part['part']} {part['input']} {variant}: {json.dumps(row)}", flush=True)
     cost = {i: r["gflop_step"] for i, r in rows if r["variant"] == "contiguous"}
@@ -420,16 +425,16 @@ def start_fork_server() -> None:
     forkserver.ensure_running()
 
 
-def _child(target: str, args: tuple, threads: int, conn) -> None:
+def _child(target: Callable, args: tuple, threads: int, conn) -> None:
     from .worker import child_main  # already imported by the fork server: no cost here
 
     child_main(target, args, threads, conn)
 
 
-def run_isolated(target: str, args: tuple, threads: int, timeout: float = 3600.0) -> Any:
-    """``target(*args)`` (a function of this module, or ``"module:function"``) with ``threads`` torch threads,
-    in its own process forked from the fork server; returns its result. Each measurement gets a fresh process
-    (its own peak RSS, no state from the runs before it) without paying the imports again."""
+def run_isolated(target: Callable, args: tuple, threads: int, timeout: float = 3600.0) -> Any:
+    """``target(*args)`` (a module-level function, sent to the child by its qualified name) with ``threads``
+    torch threads, in its own process forked from the fork server; returns its result. Each measurement gets a
+    fresh process (its own peak RSS, no state from the runs before it) without paying the imports again."""
     import multiprocessing
 
     start_fork_server()
@@ -438,7 +443,7 @@ def run_isolated(target: str, args: tuple, threads: int, timeout: float = 3600.0
     proc = ctx.Process(target=_child, args=(target, args, threads, send))  # not daemon: phantoms use a pool
     proc.start()
     send.close()
-    what = f"benchmark step {target}{args[:2]}"
+    what = f"benchmark step {target.__name__}{args[:2]}"
     try:
         if not receive.poll(timeout):
             proc.kill()  # an overrun step is stopped now, not waited for
@@ -469,7 +474,7 @@ def infer_one(bundle: str, files: list[str], image: Path, tmp: Path, overrides: 
 
     Under another runtime than torch the network is exported once, in an untimed first run where the run is not
     warm anyway (the 2D slabs run twice), as a user's second scan finds it in the cache."""
-    from custom_networks.engine.runtimes import resolve_runtime
+    from custom_networks.runtimes.selection import resolve_runtime
 
     warm = registry.record(bundle).spatial_dims == 2  # 2D: slabs
     exported = resolve_runtime(overrides.get("runtime", "auto"), torch_device()) != "torch"
@@ -477,7 +482,7 @@ def infer_one(bundle: str, files: list[str], image: Path, tmp: Path, overrides: 
             "runtime_cache": str(tmp / "runtime_cache"),
             "overrides": {**overrides, "datalist": [str(image)], "ckpt_dir": str(tmp / "models"),
                           "output_dir": str(tmp / "outputs")}}
-    return run_isolated("scripts.benchmark.worker:run_pipeline", (spec,), threads)
+    return run_isolated(worker.run_pipeline, (spec,), threads)
 
 
 def inference(bundles: list[str], tmp: Path, profile: dict, threads: int) -> dict:
@@ -485,7 +490,7 @@ def inference(bundles: list[str], tmp: Path, profile: dict, threads: int) -> dic
     single-stage baseline where it has one (``inference_baseline.json``), and the same in each CPU runtime, on one
     synthetic volume per bundle."""
     # torch, in this parent only when the section runs
-    from custom_networks.engine.runtimes import RUNTIMES, resolve_runtime
+    from custom_networks.runtimes.selection import RUNTIMES, resolve_runtime
 
     out = {}
     for bundle in bundles:
@@ -543,6 +548,8 @@ def whole_volume(bundle: str, slices: int | None = None, runtime: str = "auto", 
     2-slice warm-up in the same process (:func:`scripts.benchmark.worker.run_whole_volume`). Prints and returns
     seconds and peak RSS. ``overrides``: further ``inference.json`` keys (the tests' widths, say).
     ``python -m scripts.benchmark whole_volume knee_eas_unet``."""
+    from . import worker
+
     rec, profile = registry.record(check(bundle)), PROFILES["standard"]()
     if rec.spatial_dims != 2:
         raise ValueError(f"{bundle} is not a slice-by-slice bundle; its benchmark volume is already whole.")
@@ -557,11 +564,54 @@ def whole_volume(bundle: str, slices: int | None = None, runtime: str = "auto", 
         spec = {"bundle": bundle, "images": images, "runtime_cache": str(tmp / "runtime_cache"),
                 "overrides": {**(overrides or {}), "runtime": runtime, "ckpt_dir": str(tmp / "models"),
                               "output_dir": str(tmp / "out")}}
-        result = run_isolated("scripts.benchmark.worker:run_whole_volume", (spec,), int(threads or os.cpu_count()))
+        result = run_isolated(worker.run_whole_volume, (spec,), int(threads or os.cpu_count()))
         result["label_maps"] = sorted(p.name for p in (tmp / "out").rglob("*_seg.nii.gz"))
     result.update(bundle=bundle, shape=shape, runtime=runtime)
     print(f"[benchmark] whole volume {json.dumps(result)}", flush=True)
     return result
+
+
+def _scan_run(bundle: str, shape: tuple[int, ...], tmp: Path, overrides: dict, threads: int) -> dict:
+    """``inference.json`` of ``bundle`` with ``overrides`` on a synthetic scan of ``shape`` after a 2-slice
+    warm-up, in its own process: seconds and peak RSS of the scan (:func:`scripts.benchmark.worker.run_whole_volume`)."""
+    from . import worker
+
+    rec = registry.record(bundle)
+    warm = list(shape)
+    warm[rec.slice_axis] = 2
+    images = [str(write_volume(bundle, tuple(warm), tmp / "warm_up.nii.gz")), str(tmp / "scan.nii.gz")]
+    spec = {"bundle": bundle, "images": images, "runtime_cache": str(tmp / "runtime_cache"),
+            "overrides": {**overrides, "ckpt_dir": str(tmp / "models"), "output_dir": str(tmp / "out")}}
+    return run_isolated(worker.run_whole_volume, (spec,), threads)
+
+
+def memory(bundles: list[str], tmp: Path, profile: dict, threads: int) -> dict:
+    """The memory section: each 2D bundle's ``inference.json`` (slabs) on whole scans of ``profile["memory"]``'s
+    lengths of its slice size, and the whole-volume chain it replaced
+    (:func:`scripts.benchmark.profiles.whole_volume_chain`) on the lengths up to ``whole_max_slices``, each in its
+    own process: ``peak_rss_gb`` and seconds per length with the scan's shape; the growth from the shortest to
+    the longest length (goal <= 1.2) and the slab chain's seconds over the whole chain's on the same scan."""
+    cfg, out = profile["memory"], {}
+    for bundle in (b for b in bundles if registry.record(b).spatial_dims == 2):
+        rec, rows = registry.record(bundle), {}
+        for n in sorted(int(n) for n in cfg["lengths"]):
+            shape = list(cfg["slice"])
+            shape.insert(rec.slice_axis, n)
+            work = tmp / f"memory_{bundle}_{n}"
+            work.mkdir(parents=True, exist_ok=True)
+            write_volume(bundle, tuple(shape), work / "scan.nii.gz")
+            row = {"shape": shape, **_scan_run(bundle, tuple(shape), work, cfg["overrides"][bundle], threads)}
+            if n <= cfg["whole_max_slices"]:
+                row["whole_volume"] = _scan_run(bundle, tuple(shape), work, {
+                    **cfg["overrides"][bundle], **whole_volume_chain(bundle)}, threads)
+                row["seconds_ratio"] = row["seconds"] / row["whole_volume"]["seconds"]
+            (work / "scan.nii.gz").unlink()
+            rows[str(n)] = row
+            print(f"[benchmark] memory {bundle} {shape}: {json.dumps(row)}", flush=True)
+        lengths = list(rows)
+        out[bundle] = {"overrides": cfg["overrides"][bundle], "lengths": rows,
+                       "rss_growth": rows[lengths[-1]]["peak_rss_gb"] / rows[lengths[0]]["peak_rss_gb"]}
+    return out
 
 
 def add_efficiencies(inference_results: dict, conv: dict) -> None:
@@ -659,8 +709,8 @@ def layer_profile(profile: dict, threads: int) -> dict:
     import openvino as ov
     import torch
 
-    from custom_networks.compression.onnx_export import export_onnx
-    from custom_networks.engine.runtimes import OPENVINO_CONFIG
+    from custom_networks.runtimes.onnx_export import export_onnx
+    from custom_networks.runtimes.openvino_network import OPENVINO_CONFIG
 
     cfg, out = profile["layers"], {}
     for bundle, rec in registry.RECORDS.items():
@@ -787,8 +837,20 @@ def scratch_folder(profile_name: str) -> Path:
     return Path(tempfile.gettempdir()) / "medseg_benchmark" / profile_name
 
 
+#: the measured sections of ``benchmarks.json`` (what ``--merge`` may keep from a stored run)
+SECTIONS = ("conv", "cpu_peak", "training_step", "training", "inference", "memory", "networks", "layers", "torchrun")
+
+
+def _repo_relative(path: str | Path) -> str:
+    """``path`` relative to the repository where it lies inside it (a stored page names no machine's folders),
+    else its file name."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else path.name
+
+
 def main(bundle: str | list | tuple = "all", quick: bool = False, out: str | None = None, threads: int | None = None,
-         sections: str = "conv,training_step,training,inference,networks,layers,torchrun") -> str:
+         sections: str = "conv,training_step,training,inference,memory,networks,layers,torchrun",
+         lengths: str | tuple | None = None, merge: bool = False) -> str:
     """Run every section for ``bundle`` (comma-separated names or ``all``); write ``benchmarks.md``/``.json``/plots
     under ``out`` and return the markdown file's path. Without ``out`` they go to :func:`scratch_folder`: only an
     explicit ``--out docs`` rewrites the published page.
@@ -796,10 +858,14 @@ def main(bundle: str | list | tuple = "all", quick: bool = False, out: str | Non
     Every measurement runs in a child process (forked from one warm fork server; torchrun in its own processes).
     The standard profile runs them one after another; quick runs three lanes side by side (conv, training step,
     training and networks; inference; torchrun), which makes it fast and its timings meaningless. ``sections``:
-    comma-separated names of the sections to run (the conv yardstick always runs)."""
+    comma-separated names of the sections to run (the conv yardstick always runs). ``lengths``: the memory
+    section's scan lengths in slices (``100,400``; default the profile's). ``merge``: keep the sections of an
+    existing ``<out>/benchmarks.json`` that this run does not measure (each section says its own date)."""
     quick = str(quick).lower() in ("1", "true", "yes")  # fire passes a bool, or the word as given
     profile_name = "quick" if quick else "standard"
     profile = PROFILES[profile_name]()
+    if lengths:
+        profile["memory"]["lengths"] = tuple(int(n) for n in as_list(str(lengths).strip("()[]")))
     # quick's lanes share the cores: one thread each, as OpenMP threads spinning on busy cores slow everything
     threads = int(threads or (1 if profile["concurrent"] else os.cpu_count() or 1))
     names = list(registry.RECORDS) if bundle == "all" else [check(n) for n in as_list(bundle)]
@@ -816,19 +882,23 @@ def main(bundle: str | list | tuple = "all", quick: bool = False, out: str | Non
         tmp = Path(tmp_name)
 
         def conv_training_networks_lane() -> None:
-            results.update(run_isolated("device_and_conv", (profile,), threads))
+            results.update(run_isolated(device_and_conv, (profile,), threads))
             if "training_step" in wanted and profile["training_step"]["bundle"] in names:
                 results["training_step"] = training_step(profile, threads)
             if "training" in wanted:
                 results["training"] = training(names, tmp, profile, threads)
             if "networks" in wanted:
-                results["networks"] = run_isolated("networks", (profile,), threads)
+                results["networks"] = run_isolated(networks, (profile,), threads)
             if "layers" in wanted:
-                results["layers"] = run_isolated("layer_profile", (profile, threads), threads)
+                results["layers"] = run_isolated(layer_profile, (profile, threads), threads)
 
-        lanes = [conv_training_networks_lane]
-        if "inference" in wanted:
-            lanes.append(lambda: results.__setitem__("inference", inference(names, tmp, profile, threads)))
+        def inference_lane() -> None:
+            if "inference" in wanted:
+                results["inference"] = inference(names, tmp, profile, threads)
+            if "memory" in wanted:
+                results["memory"] = memory(names, tmp, profile, threads)
+
+        lanes = [conv_training_networks_lane, inference_lane]
         if "torchrun" in wanted and profile["torchrun"]["bundle"] in names:
             lanes.append(lambda: results.__setitem__("torchrun", torchrun_section(tmp, profile, threads)))
         if profile["concurrent"]:
@@ -844,7 +914,16 @@ def main(bundle: str | list | tuple = "all", quick: bool = False, out: str | Non
         add_step_shares(results["training_step"], results["conv"])
     results["total_wall_s"] = time.perf_counter() - start
     results["load_average_end"] = list(os.getloadavg())
-    results["plots"] = plots(results, out_dir / "img")
+    for section in SECTIONS:  # a section measured now is dated now; a merged one keeps its own date
+        if section in results:
+            results.setdefault("section_dates_utc", {})[section] = results["date_utc"]
+    if merge and (out_dir / "benchmarks.json").is_file():
+        stored = json.loads((out_dir / "benchmarks.json").read_text())
+        kept = {k: v for k, v in stored.items() if k in SECTIONS and k not in results}
+        dates = {k: v for k, v in stored.get("section_dates_utc", {}).items() if k in kept}
+        results = {**results, **kept, "section_dates_utc": {**{k: stored["date_utc"] for k in kept}, **dates,
+                                                           **results.get("section_dates_utc", {})}}
+    results["plots"] = [_repo_relative(p) for p in plots(results, out_dir / "img")]
     (out_dir / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n")
     (out_dir / "benchmarks.md").write_text(markdown(results, profile))
     print(f"[benchmark] wrote {out_dir / 'benchmarks.md'} in {results['total_wall_s']:.0f} s", flush=True)

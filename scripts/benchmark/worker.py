@@ -13,7 +13,6 @@ for the before/after rows.
 
 from __future__ import annotations
 
-import importlib
 import os
 import time
 import traceback
@@ -126,15 +125,30 @@ def run_pipeline(spec: dict) -> dict:
             "forward_s": sum(v["seconds"] for v in per_net.values())}
 
 
+def reset_peak_rss() -> None:
+    """Start this process's peak RSS (``VmHWM``) afresh from its current RSS (Linux: ``clear_refs`` 5), so that
+    a peak measured after a warm-up is the measured step's alone; where that file cannot be written, the peak
+    stays the process's whole peak (never lower than the step's)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
 def run_whole_volume(spec: dict) -> dict:
     """``inference.json`` of ``spec["bundle"]`` on ``spec["images"]`` (a small warm-up volume, then the whole one)
     in one evaluator run with untrained weights: seconds of the whole volume from fetching it to its saved label
     map (the warm-up pays the runtime's export and compilation, as a user's first scan does once), and the
-    process's peak RSS."""
+    process's peak RSS while the whole volume ran (:func:`reset_peak_rss` when it is fetched)."""
     wf = _untrained_workflow(spec, ["inference.json"], {**spec["overrides"], "datalist": spec["images"]})
-    evaluator, stamps = wf.parser.get_parsed_content("evaluator"), {}
-    evaluator.add_event_handler(Events.GET_BATCH_STARTED, lambda e: stamps.setdefault(e.state.iteration, [
-        time.perf_counter()]))
+    evaluator, stamps, last = wf.parser.get_parsed_content("evaluator"), {}, len(spec["images"]) - 1
+
+    def started(engine) -> None:
+        if engine.state.iteration == last:  # the whole volume: its own peak, not the warm-up's (or the export's)
+            reset_peak_rss()
+        stamps.setdefault(engine.state.iteration, [time.perf_counter()])
+
+    evaluator.add_event_handler(Events.GET_BATCH_STARTED, started)
     evaluator.add_event_handler(Events.ITERATION_COMPLETED, lambda e: stamps[e.state.iteration - 1].append(
         time.perf_counter()) if e.state.iteration - 1 in stamps else None)
     wf.run()
@@ -142,14 +156,12 @@ def run_whole_volume(spec: dict) -> dict:
     return {"seconds": end - start, "peak_rss_gb": peak_rss_gb()}
 
 
-def child_main(target: str, args: tuple, threads: int, conn) -> None:
-    """Entry point of a forked child: ``target(*args)`` (a :mod:`scripts.benchmark.run` function, or
-    ``"module:function"``) with ``threads`` torch threads; ``("ok", result)`` or ``("error", traceback)`` back
-    through ``conn``."""
+def child_main(target, args: tuple, threads: int, conn) -> None:
+    """Entry point of a forked child: ``target(*args)`` (a module-level function) with ``threads`` torch
+    threads; ``("ok", result)`` or ``("error", traceback)`` back through ``conn``."""
     try:
-        module, _, name = target.rpartition(":")
         torch.set_num_threads(threads)
-        conn.send(("ok", getattr(importlib.import_module(module or "scripts.benchmark.run"), name)(*args)))
+        conn.send(("ok", target(*args)))
     except BaseException:  # noqa: BLE001  (the parent re-raises it with the spec)
         conn.send(("error", traceback.format_exc()))
     finally:

@@ -106,13 +106,15 @@ class Bundle:
 
 
 def load_weights(net, ckpt: str | os.PathLike) -> bool:
-    """Load ``ckpt`` (``{"model": state_dict}`` or a plain state dict) strictly; returns whether it was nested."""
+    """Load ``ckpt`` (``{"model": state_dict}`` or a plain state dict, compressed or not) strictly; returns whether it
+    was nested."""
+    from custom_networks.bundle.compressed_weights import load_weights as load_state
     from custom_networks.bundle.weights import mismatch_error, read_checkpoint, state_dict_of
 
     state = read_checkpoint(ckpt)
     weights = state_dict_of(state)
     try:
-        net.load_state_dict(weights, strict=True)
+        load_state(net, weights, strict=True)
     except RuntimeError as e:
         raise mismatch_error(ckpt, e) from e
     return weights is not state

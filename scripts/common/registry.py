@@ -157,7 +157,7 @@ RECORDS: dict[str, Record] = {r.name: r for r in (
         paper_network=PaperNetwork("EASUNet", {"spatial_dims": 2, "in_channels": 1, "out_channels": 3,
                                                "features": (64, 128, 256, 512, 1024)}, (384, 384)),
         tiny={"network_def#features": [4, 8, 16, 32, 64]},
-        demo_data="scripts.phantoms.knee_mr:write_knee_dataset", demo_volumes=12,
+        demo_data="scripts.phantoms.knee:write_knee_dataset", demo_volumes=12,
         demo_overrides={"network_def#features": KNEE_FEATURES},
         variants=_knee_variants,
     ),
@@ -167,7 +167,7 @@ RECORDS: dict[str, Record] = {r.name: r for r in (
         paper_network=PaperNetwork("AFUNet", {"spatial_dims": 2, "in_channels": 1, "out_channels": 1,
                                               "features": (64, 128, 256, 512)}, (512, 512)),
         tiny={"network_def#features": [4, 8, 16, 32]},
-        demo_data="scripts.phantoms.lower_limb_ct:write_lower_limb_dataset", demo_volumes=8,
+        demo_data="scripts.phantoms.lower_limb:write_lower_limb_dataset", demo_volumes=8,
         variants=_lower_limb_variants, totalsegmentator_group="bone",
     ),
     Record(
@@ -176,7 +176,7 @@ RECORDS: dict[str, Record] = {r.name: r for r in (
         paper_network=PaperNetwork("MSRAttentionUNet", {"spatial_dims": 2, "in_channels": 1, "out_channels": 1,
                                                         "features": (32, 64, 128, 256, 512)}, (512, 512)),
         tiny={"network_def#features": [8, 16, 32, 64, 128]},
-        demo_data="scripts.phantoms.spine_ct:write_spine_dataset", demo_volumes=8,
+        demo_data="scripts.phantoms.spine:write_spine_dataset", demo_volumes=8,
         variants=_spine_variants, totalsegmentator_group="vertebrae",
     ),
     Record(

@@ -1,7 +1,7 @@
 """Implicit-surface primitives shared by the phantom renderers.
 
-The anatomy of every phantom (:mod:`scripts.phantoms.knee_mr`, :mod:`scripts.phantoms.lower_limb_ct`,
-:mod:`scripts.phantoms.spine_ct`) is built from distance-like fields (negative inside, roughly mm
+The anatomy of every phantom (:mod:`scripts.phantoms.knee`, :mod:`scripts.phantoms.lower_limb`,
+:mod:`scripts.phantoms.spine`) is built from distance-like fields (negative inside, roughly mm
 outside) combined with smooth minimum/maximum. The fields are evaluated on large ``float32`` grids;
 the results' dtypes follow NumPy's promotion rules, which the renderers' byte-exact outputs depend
 on (see ``promote`` below).
@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["as_rng", "sstep", "smin", "smax", "ellipsoid", "capsule"]
+from .geometry import unit_vector
+
+__all__ = ["as_rng", "sstep", "smin", "smax", "ellipsoid", "capsule", "elliptic_capsule"]
 
 
 def as_rng(rng_or_seed) -> np.random.Generator:
@@ -68,3 +70,40 @@ def capsule(x, y, z, a, b, radius: float, xscale: float = 1.0, promote: bool = F
     px, py, pz = (x - a[0]) / xscale, y - a[1], z - a[2]
     h = np.clip((px * ab[0] + py * ab[1] + pz * ab[2]) / n2, 0.0, 1.0)
     return np.sqrt((px - h * ab[0]) ** 2 + (py - h * ab[1]) ** 2 + (pz - h * ab[2]) ** 2) - radius
+
+
+def elliptic_capsule(px, py, pz, a, b, rh, rv, up=(0.0, 0.0, 1.0), rh1=None, rv1=None):
+    """Distance-like field of the segment a-b with an elliptic cross-section (negative inside).
+
+    ``rh`` is the radius across the segment in the horizontal plane (perpendicular to ``up``), ``rv``
+    the radius in the plane of the segment and ``up``; ``rh1``/``rv1`` taper them linearly to the end
+    ``b``. For a segment parallel to ``up`` the two radii apply to the first and second axis. The
+    field is ``float32`` for ``float32`` coordinates.
+    """
+    a = np.asarray(a, float)
+    b = np.asarray(b, float)
+    e0 = b - a
+    length = float(np.linalg.norm(e0))
+    e0 = e0 / length
+    e1 = np.cross(e0, np.asarray(up, float))
+    if np.linalg.norm(e1) < 1e-3:
+        e1 = np.cross(e0, (0.0, 1.0, 0.0))
+    e1 = unit_vector(e1)
+    e2 = np.cross(e1, e0)
+    f32 = np.float32
+    dx, dy, dz = px - f32(a[0]), py - f32(a[1]), pz - f32(a[2])
+    t = dx * f32(e0[0]) + dy * f32(e0[1]) + dz * f32(e0[2])
+    tc = np.clip(t, 0.0, length)
+    q0 = t - tc
+    q1 = dx * f32(e1[0]) + dy * f32(e1[1]) + dz * f32(e1[2])
+    q2 = dx * f32(e2[0]) + dy * f32(e2[1]) + dz * f32(e2[2])
+    if rh1 is None and rv1 is None:
+        s = np.sqrt((q1 * f32(1 / rh)) ** 2 + (q2 * f32(1 / rv)) ** 2 + (q0 * f32(1 / rh)) ** 2)
+        return (s - 1.0) * f32(min(rh, rv))
+    rh1 = rh if rh1 is None else rh1
+    rv1 = rv if rv1 is None else rv1
+    fr = tc * f32(1.0 / length)
+    rh_t = f32(rh) + f32(rh1 - rh) * fr
+    rv_t = f32(rv) + f32(rv1 - rv) * fr
+    s = np.sqrt((q1 / rh_t) ** 2 + (q2 / rv_t) ** 2 + (q0 / rh_t) ** 2)
+    return (s - 1.0) * np.minimum(rh_t, rv_t)

@@ -12,7 +12,8 @@ Two changes are made to the copies, never to ``bundles/``:
 - ``main.py`` takes ``BundleInferTask`` from ``lib/medseg.py`` (a copy of ``scripts/serving/app_lib.py``),
   which lets monailabel 0.8.5 import without torchvision, keeps MONAI Label's ``image_path`` away from
   monai 1.6's ``Spacingd``, makes every bundle (inference and training) run its own vendored
-  ``custom_networks`` instead of the first bundle's, and replaces the server's ``POST /infer/{model}`` by one
+  ``custom_networks`` instead of the first bundle's, reads compressed weights and runs each bundle's ``runtime``
+  (OpenVINO on a CPU by default), and replaces the server's ``POST /infer/{model}`` by one
   that runs inferences one at a time off the event loop, with 4xx answers for bad requests (details in that file).
 - ``metadata.json`` of a one-channel (sigmoid) bundle: MONAI Label takes ``channel_def`` keys as the label
   values it reports to clients, so ``{"0": "bone"}`` would announce bone as label 0 (background in the label

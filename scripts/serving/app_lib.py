@@ -41,6 +41,14 @@ by :func:`infer_endpoint`; ``monailabel.app`` is untouched when it is not loaded
    object, 500 with the bundle's message when inference fails (e.g. an upload that is not an image; monailabel
    answered all four with a bare 500 "Internal Server Error"); a failed request's uploaded files are deleted
    too (FastAPI skips the background clean-up on an error).
+
+5. **Compressed weights and the bundle's runtime.** MONAI Label loads ``models/model.pt`` itself, with a non-strict
+   ``load_state_dict``, and runs no evaluator handlers, so neither the bundles' checkpoint loader (which reads the
+   weights of ``python -m scripts.compress``) nor their ``RuntimeHandler`` (``runtime``: OpenVINO on a CPU by
+   default) took part: a quantized checkpoint loaded as nothing (its int8 codes are keys the network lacks), a
+   channel-pruned one failed, and every bundle ran in torch. Each task's network now reads compressed
+   checkpoints (the same function as the loader) and runs in the bundle's ``runtime`` with its ``runtime_parts``
+   (:func:`bundle_runtime`); the environment has OpenVINO, ONNX Runtime, onnx and torch-pruning for it.
 """
 
 import importlib.machinery
@@ -127,8 +135,33 @@ for _module in (_bundle, _train_bundle):
 INFER_LOCK = threading.RLock()
 
 
+def bundle_runtime(task):
+    """Point 5 for a task just loaded: its network reads compressed checkpoints, and the bundle's ``runtime`` (with
+    ``runtime_parts``) as a ``RuntimeHandler`` of the bundle's own ``custom_networks``, or None (torch)."""
+    try:  # this bundle's vendored copy: MONAI Label's unload_module swapped it in when the task was loaded
+        from custom_networks.bundle.compressed_weights import read_compressed
+        from custom_networks.engine.runtimes import RuntimeHandler
+    except ImportError:  # a bundle that does not vendor this repo's package: MONAI Label's behaviour
+        return None
+    task.network.register_load_state_dict_pre_hook(read_compressed)  # deep-copied with it into each device's copy
+    config = task.bundle_config
+    if config.get("runtime") is None:
+        return None
+    parts = config.get_parsed_content("runtime_parts") if config.get("runtime_parts") is not None else [""]
+    return RuntimeHandler(config.get_parsed_content("runtime"), parts=parts)
+
+
 class BundleInferTask(_bundle.BundleInferTask):
-    """MONAI Label's ``BundleInferTask`` with ``image_path`` hidden from the bundle's pre-transforms, one call at a time."""
+    """MONAI Label's ``BundleInferTask`` with ``image_path`` hidden from the bundle's pre-transforms, one call at a
+    time, compressed weights read and the network run in the bundle's ``runtime`` (module doc, point 5)."""
+
+    def __init__(self, path, conf, *args, **kwargs):
+        super().__init__(path, conf, *args, **kwargs)
+        self.runtime = bundle_runtime(self) if self.valid and self.network is not None else None
+
+    def _get_network(self, device, data):
+        network = super()._get_network(device, data)
+        return network if self.runtime is None else self.runtime.network_for(network, device)
 
     def __call__(self, request, callbacks=None):
         with INFER_LOCK:

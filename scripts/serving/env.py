@@ -31,6 +31,7 @@ SETUP_COMMAND = "python -m scripts.serve setup"
 SMOKE_IMPORTS = (
     "monailabel.main", "monailabel.app", "monailabel.interfaces.app", "monailabel.tasks.train.bundle", "monai",
     "torch", "itk", "nibabel", "scipy.ndimage", "skimage", "trimesh", "ignite", "pydicom_seg", "SimpleITK",
+    "onnx", "onnxruntime", "onnxruntime.quantization", "openvino", "torch_pruning",
 )
 
 
@@ -57,7 +58,7 @@ def require(venv: str | Path = VENV) -> Path:
     venv = Path(venv)
     if not python(venv).is_file():
         raise EnvironmentMissing(f"the MONAI Label environment {venv} does not exist. Create it (a few minutes, "
-                                 f"2.3 GB) with: {SETUP_COMMAND}")
+                                 f"2.6 GB) with: {SETUP_COMMAND}")
     if not is_ready(venv):
         raise EnvironmentMissing(f"the MONAI Label environment {venv} is incomplete or older than "
                                  f"{REQUIREMENTS.relative_to(REPO)}. Rebuild it with: {SETUP_COMMAND}")

@@ -16,10 +16,7 @@ from custom_networks.blocks import (
     StandardConv,
     eca_kernel_size,
 )
-
-
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+from tests.nets.test_network_contracts import n_params
 
 
 # ---------------------------------------------------------------- ECA

@@ -12,7 +12,7 @@ from fire.parser import DefaultParseValue
 
 from custom_networks.bundle.datalist import DatalistError, inference_inputs
 from scripts.common.bundles import names
-from tests.bundles.helpers import BundleUnderTest, error_chain
+from tests.bundle_configs.helpers import BundleUnderTest, error_chain
 
 
 def _data(bundle: str, datalist) -> list[dict]:

@@ -1,8 +1,10 @@
-"""The thesis's three compression steps (papers.md 3.7) on every network of this repo, and the checkpoint format."""
+"""The three compression steps of Liu Ting's thesis (chapter 4) on every network of this repo, and the checkpoint format."""
 
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -11,7 +13,10 @@ import torch_pruning as tp
 
 from custom_networks import AFUNet, EASUNet, MSRAttentionUNet, TwoStageUNet, UNet3D
 from custom_networks.compression import channel_pruning, quantization, threshold_pruning
+from custom_networks.bundle.compressed_weights import load_weights
+from custom_networks.bundle.two_stage_weights import load_pipeline_weights
 from custom_networks.compression.checkpoint import compressed_state_dict, conv_weight_count, save_checkpoint
+from custom_networks.engine.checkpoints import CheckedCheckpointLoader
 
 NETWORKS = {
     "UNet3D": (lambda: UNet3D(in_channels=1, out_channels=9, features=(8, 16, 32, 64)), (1, 1, 32, 32, 16)),
@@ -171,7 +176,7 @@ def test_compressed_network_keeps_shapes_and_loads_into_the_full_size_network(na
     state = torch.load(tmp_path / "model.pt", weights_only=True)
     assert any(v.dtype == torch.int8 for v in state.values())
     fresh = build().eval()
-    fresh.load_state_dict(state)  # strict: the hook decodes the codes and shrinks the layers
+    load_weights(fresh, state)  # strict: decodes the codes and shrinks the layers
     assert torch.allclose(fresh(x), y, atol=1e-6)  # same weights; memory layout may change the summation order
 
 
@@ -185,7 +190,7 @@ def test_two_stage_pipeline_loads_a_compressed_stage_1(tmp_path):
     state.update({f"stage1.{k}": v for k, v in compressed_state_dict(pipeline.stage1, 31).items()})
     save_checkpoint(state, str(tmp_path / "model.pt"))
     fresh = TwoStageUNet(**kwargs).eval()
-    fresh.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
+    load_pipeline_weights(fresh, str(tmp_path / "model.pt"))  # the two-stage training steps' loader
     x = torch.randn(1, 1, 40, 40, 20)
     probe = torch.randn(1, 1, 32, 32, 16)
     assert torch.allclose(fresh.stage1(probe), pipeline.stage1(probe), atol=1e-6)
@@ -196,7 +201,31 @@ def test_a_plain_checkpoint_with_other_shapes_is_still_an_error():
     """Only a checkpoint marked as compressed may shrink the network; another bundle's weights fail as before."""
     small = UNet3D(in_channels=1, out_channels=9, features=(4, 8, 16, 32))
     with pytest.raises(RuntimeError, match="size mismatch"):
-        UNet3D(in_channels=1, out_channels=9, features=(8, 16, 32, 64)).load_state_dict(small.state_dict())
+        load_weights(UNet3D(in_channels=1, out_channels=9, features=(8, 16, 32, 64)), small.state_dict())
+
+
+def test_the_bundles_checkpoint_loader_reads_a_compressed_checkpoint_and_nothing_else_does(tmp_path):
+    """``inference.json`` and ``evaluate.json`` load through ``CheckedCheckpointLoader``, which reads compressed
+    weights explicitly; a bare ``load_state_dict`` has no hidden hook (importing the package registers none)."""
+    from ignite.engine import Engine
+
+    torch.manual_seed(0)
+    net = UNet3D(in_channels=1, out_channels=9, features=(8, 16, 32, 64)).eval()
+    _compress(net)
+    save_checkpoint(compressed_state_dict(net, 31), str(tmp_path / "model.pt"))
+    fresh = UNet3D(in_channels=1, out_channels=9, features=(8, 16, 32, 64)).eval()
+    with pytest.raises(RuntimeError, match="size mismatch|Unexpected key"):
+        copy.deepcopy(fresh).load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
+    engine = Engine(lambda e, b: None)
+    CheckedCheckpointLoader(load_path=str(tmp_path / "model.pt"), load_dict={"model": fresh})(engine)
+    x = torch.randn(1, 1, 32, 32, 16)
+    with torch.no_grad():
+        assert torch.allclose(fresh(x), net(x), atol=1e-6)
+    assert not fresh._load_state_dict_pre_hooks  # the loader's hook is gone after the load
+    imported = subprocess.run([sys.executable, "-c", "import sys, custom_networks; "
+                               "print(sorted(m for m in sys.modules if m.startswith('custom_networks.compression')))"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    assert imported == "[]"
 
 
 def test_quantized_outputs_approach_the_float_outputs_as_levels_grow():

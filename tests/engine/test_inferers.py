@@ -11,8 +11,8 @@ import torch
 from monai.inferers import SliceInferer
 
 from custom_networks.engine.inferers import LargeSliceInferer
-from tests.bundles.helpers import run
-from tests.bundles.test_knee_eas_unet import KNEE
+from tests.bundle_configs.helpers import run
+from tests.bundle_configs.test_knee_eas_unet import KNEE
 
 
 def test_small_slices_are_segmented_whole_exactly_as_slice_inferer():
@@ -41,7 +41,7 @@ def test_bundle_inference_on_a_volume_with_oversized_slices(knee_data, tmp_path)
     torch.save(net.state_dict(), tmp_path / "model.pt")
     with pytest.warns(UserWarning, match="sliding windows of 32x32"):
         run(KNEE.workflow(["inference.json"], "infer", datalist=[str(image)], ckpt_dir=str(tmp_path),
-                          output_dir=str(tmp_path / "out"), max_slice_pixels=64 * 64, **{"inferer#window": [32, 32]}))
+                          output_dir=str(tmp_path / "out"), max_slice_pixels=64 * 64, **{"inferer#inferer#window": [32, 32]}))
     out = nib.load(next((tmp_path / "out").glob("*_seg.nii.gz")))
     assert out.shape == nib.load(image).shape
     assert set(np.unique(np.asarray(out.dataobj)).tolist()) <= {0, 1, 2}

@@ -4,6 +4,7 @@ PyTorch on real CT and MR, weights loaded the same way, the exported files cache
 from __future__ import annotations
 
 import importlib.util
+import logging
 import shutil
 from types import SimpleNamespace
 
@@ -11,11 +12,14 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from ignite.engine import Events
 
 from custom_networks import TwoStageUNet, UNet3D
-from custom_networks.engine.runtimes import AUTO_CPU_RUNTIME, ExportedPart, RuntimeHandler, resolve_runtime
+from custom_networks.engine.runtimes import RuntimeHandler
+from custom_networks.runtimes.exported_part import ExportedPart
+from custom_networks.runtimes.selection import AUTO_CPU_RUNTIME, resolve_runtime
 from scripts.common.registry import tiny
-from tests.bundles.helpers import BundleUnderTest, run
+from tests.bundle_configs.helpers import BundleUnderTest, run
 from tests.conftest import SHARED_DATA
 
 EXAMPLE = SHARED_DATA / "totalsegmentator_example"
@@ -96,7 +100,48 @@ def test_auto_is_openvino_on_a_cpu_torch_on_a_gpu_and_torch_where_openvino_is_mi
     attached = []
     engine.add_event_handler = lambda *args: attached.append(args)
     handler.attach(engine)
-    assert attached == []  # torch: the evaluator is left as it is
+    assert [(event, f.__name__) for event, f in attached] == [(Events.COMPLETED, "log_torch")]  # the network stays
+
+
+def _evaluator(net, images, handler):
+    """A MONAI ``SupervisedEvaluator`` over ``images`` (one batch each) with ``handler`` attached."""
+    from monai.data import DataLoader, Dataset
+    from monai.engines import SupervisedEvaluator
+
+    evaluator = SupervisedEvaluator(device=torch.device("cpu"), val_data_loader=DataLoader(
+        Dataset([{"image": image} for image in images]), batch_size=1), network=net)
+    handler.attach(evaluator)
+    return evaluator
+
+
+def test_the_handler_gives_the_torch_network_back_when_a_run_raises_and_lets_the_error_through(tmp_path):
+    """The second scan has the wrong rank: the exported part raises in the middle of the run. The evaluator keeps
+    the torch network for its next run, and the error reaches the caller (ignite would swallow it: a handler of
+    ``EXCEPTION_RAISED`` that returns ends the run quietly)."""
+    torch.manual_seed(0)
+    net = UNet3D(in_channels=1, out_channels=2, features=(4, 8, 16, 32)).eval()
+    evaluator = _evaluator(net, [torch.randn(1, 16, 16, 16), torch.randn(16, 16, 16)],
+                           RuntimeHandler("onnxruntime", cache_dir=str(tmp_path)))
+    seen = []
+    evaluator.add_event_handler(Events.ITERATION_COMPLETED, lambda e: seen.append(type(e.network).__name__))
+    with pytest.raises(ValueError, match="expects a 5D input"):
+        evaluator.run()
+    assert seen == ["ExportedPart"] and evaluator.network is net
+
+
+def test_each_run_logs_one_line_naming_the_runtime_and_its_file(tmp_path, caplog):
+    torch.manual_seed(0)
+    net = UNet3D(in_channels=1, out_channels=2, features=(4, 8, 16, 32)).eval()
+    handler = RuntimeHandler("openvino", cache_dir=str(tmp_path))
+    evaluator = _evaluator(net, [torch.randn(1, 16, 16, 16)] * 2, handler)
+    for _ in range(2):
+        with caplog.at_level(logging.INFO, logger="custom_networks.engine.runtimes"):
+            caplog.clear()
+            evaluator.run()
+        (file,) = tmp_path.glob("*.onnx")
+        lines = [r.getMessage() for r in caplog.records if r.name == "custom_networks.engine.runtimes"]
+        assert lines == [f"runtime openvino: the network ran in openvino from {file}"]
+    assert evaluator.network is net
 
 
 def test_int8_part_is_quantized_once_from_the_first_input(tmp_path):

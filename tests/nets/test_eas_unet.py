@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
-import torch.nn as nn
 from monai.losses import DeepSupervisionLoss, DiceCELoss
 
 from custom_networks import EASUNet
 from custom_networks.blocks import DepthwiseSeparableConv, EASPyramid, OutputFusionHead, StandardConv
+from tests.nets.test_network_contracts import n_params
 
 SMALL = (8, 16, 32, 64, 128)
 PRESETS = ["unet", "unet_separable", "unet_separable_eas", "eas_unet"]
-
-
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def small_net(preset: str, **kwargs) -> EASUNet:
@@ -25,13 +19,11 @@ def small_net(preset: str, **kwargs) -> EASUNet:
     return EASUNet.from_ablation(preset, features=SMALL, eas_dilations=(1, 2, 3), **kwargs)
 
 
-def test_presets_names_and_default_is_full():
+def test_presets_and_the_full_network_s_modules():
     assert list(EASUNet.ABLATIONS) == PRESETS
     net = EASUNet()
     assert EASUNet.ABLATIONS["eas_unet"] == {"separable": True, "eas": True, "deep_supervision": True}
     assert isinstance(net.eas, EASPyramid) and isinstance(net.fusion_head, OutputFusionHead) and net.head is None
-    with pytest.raises(ValueError, match="unknown ablation"):
-        EASUNet.from_ablation("nope")
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -121,40 +113,3 @@ def test_deep_supervision_loss():
     assert loss.ndim == 0 and torch.isfinite(loss)
     loss.backward()
     assert all(p.grad is not None for p in net.parameters())
-
-
-def test_torch_export_eval():
-    net = small_net("eas_unet").eval()
-    x = torch.randn(1, 1, 32, 32)
-    exported = torch.export.export(net, (x,))
-    with torch.no_grad():
-        assert torch.allclose(exported.module()(x), net(x), atol=1e-5)
-
-
-def test_verify_net_in_out(tmp_path):
-    from monai.bundle import verify_net_in_out
-
-    config = {
-        "network_def": {
-            "_target_": "custom_networks.EASUNet",
-            "spatial_dims": 2,
-            "in_channels": 1,
-            "out_channels": 3,
-            "features": list(SMALL),
-            "eas_dilations": [1, 2, 3],
-        }
-    }
-    meta = {
-        "network_data_format": {
-            "inputs": {"image": {"num_channels": 1, "spatial_shape": ["16*n", "16*n"], "dtype": "float32"}},
-            "outputs": {"pred": {"num_channels": 3, "spatial_shape": ["16*n", "16*n"], "dtype": "float32"}},
-        }
-    }
-    (tmp_path / "inference.json").write_text(json.dumps(config))
-    (tmp_path / "metadata.json").write_text(json.dumps(meta))
-    verify_net_in_out(
-        net_id="network_def",
-        meta_file=str(tmp_path / "metadata.json"),
-        config_file=str(tmp_path / "inference.json"),
-        n=2,
-    )

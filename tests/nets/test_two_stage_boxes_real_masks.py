@@ -25,7 +25,7 @@ CROPS["mandible"] = (128, 128, 64)
 @pytest.mark.skipif(not MASKS.is_dir(), reason=f"real head-and-neck organ masks not present at {MASKS}")
 @pytest.mark.parametrize("case", ["0522c0017"])  # 0522c0161 too when run by hand: the same
 def test_stage1_grid_boxes_hold_every_organ_voxel_the_full_grid_boxes_hold(case):
-    from scripts.phantoms.head_neck_ct import build_labels, load_case
+    from scripts.phantoms.head_neck import build_labels, load_case
 
     label = torch.as_tensor(build_labels(load_case(MASKS / case, voxel_size=(1.0, 1.0, 2.5)))).long()
     net = TwoStageUNet(ORGANS, CROPS, features=(4, 8, 16, 32))  # the thesis's 208x208x72 stage-1 grid

@@ -79,6 +79,37 @@ def test_two_stage_boxes_from_stage1_grid_find_the_organs_at_full_resolution(mon
         assert dice > 0.8, (i, float(dice))
 
 
+@pytest.mark.parametrize("crop_mode", ["window", "resize"])
+def test_a_batch_of_two_different_volumes_gives_each_its_own_organs(monkeypatch, crop_mode):
+    """Two cases in one batch: each gets the boxes of its own stage-1 map, its own crops and its own output, the
+    same as alone; the second case has its organs elsewhere and no organ b."""
+    first = label_map()
+    first[38, 1, 1] = 0
+    second = torch.roll(first, shifts=(4, -5, 3), dims=(0, 1, 2))
+    second[second == 2] = 0
+    x = (torch.stack([first, second]) / 4).float()[:, None]  # organ i at intensity i / 4
+    net = TwoStageUNet(ORGANS, {o: (8, 8, 8) for o in ORGANS}, crop_mode=crop_mode, min_margin=(1, 1, 1), **TINY)
+    net.eval()
+    # stand-in stage 1: the organs read off the input, case by case
+    monkeypatch.setattr(net, "stage1_logits", lambda v: nn.functional.one_hot(
+        (v[:, 0] * 4).round().long(), 4).permute(0, 4, 1, 2, 3).float() * 10)
+    for i, organ in enumerate(ORGANS, start=1):
+        net.stage2[organ] = _Indicator(i / 4)
+    with torch.no_grad(), pytest.warns(UserWarning, match="stage 1 found no b in volume 1"):
+        out = net(x)
+    with torch.no_grad(), pytest.warns(UserWarning, match="stage 1 found no b in volume 0"):
+        alone = torch.cat([net(x[:1]), net(x[1:])])
+    torch.testing.assert_close(out, alone)
+    pred = out.argmax(1)
+    assert float(out[1, 2].max()) == 0.0 and float(out[0, 2].max()) > 0.5
+    if crop_mode == "window":  # no resizing: each case's organs come back voxel for voxel
+        assert torch.equal(pred[0], first) and torch.equal(pred[1], second)
+    for case, lab in zip(pred, (first, second)):
+        for i in set(lab.unique().tolist()) - {0}:
+            dice = 2 * ((case == i) & (lab == i)).sum() / ((case == i).sum() + (lab == i).sum())
+            assert dice > 0.8, (i, float(dice))
+
+
 def test_two_stage_missing_organ_warns_and_stays_empty(monkeypatch):
     lab = label_map()
     lab[lab == 2] = 0

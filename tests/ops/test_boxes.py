@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 
-from custom_networks.ops.boxes import crop_and_resize, expand_box, organ_box, paste_max, scale_box
+from custom_networks.ops.boxes import crop_and_resize, expand_box, jitter_box, organ_box, paste_max, scale_box
 
 
 def label_map() -> torch.Tensor:
@@ -60,3 +62,26 @@ def test_scale_box_rounds_outwards_and_covers_every_touched_voxel():
         box, fine = scale_box(organ_box(coarse), coarse.shape, lab.shape), organ_box(lab == i)
         assert all(lo <= flo and fhi <= hi and flo - lo <= 1 and hi - fhi <= 1
                    for (lo, hi), (flo, fhi) in zip(box, fine)), (i, box, fine)
+
+
+@pytest.mark.parametrize("box", [((10, 20), (5, 9), (3, 4)), ((0, 3), (0, 30), (29, 30))],
+                         ids=["inside", "at_the_edges"])
+def test_jitter_box_moves_each_face_by_at_most_jitter_and_stays_a_non_empty_box_in_the_volume(box):
+    """Every face moves by a uniform integer in [-jitter, jitter], clipped to the volume, never to an empty box;
+    far from the edges every offset of that range occurs (both ends included)."""
+    shape, jitter = (30, 30, 30), 4
+    rng = np.random.RandomState(0)
+    offsets = set()
+    for _ in range(500):
+        moved = jitter_box(box, shape, jitter, rng)
+        for (lo, hi), (lo2, hi2), size in zip(box, moved, shape):
+            assert 0 <= lo2 < hi2 <= size, (box, moved)
+            assert max(0, lo - jitter) <= lo2 <= min(size - 1, lo + jitter), (box, moved)
+            assert max(lo2 + 1, hi - jitter) <= hi2 <= min(size, hi + jitter), (box, moved)
+        offsets |= {lo2 - lo for (lo, _), (lo2, _) in zip(box, moved)} | {hi2 - hi for (_, hi), (_, hi2) in zip(box, moved)}
+    if box[0] == (10, 20):
+        assert offsets == set(range(-jitter, jitter + 1))
+    else:  # the faces on the volume's edges are clipped onto them, and still reach them
+        assert min(offsets) == -jitter and max(offsets) == jitter
+        assert any(jitter_box(box, shape, jitter, rng)[1] == (0, 30) for _ in range(200))
+    assert jitter_box(box, shape, 0, rng) == box

@@ -13,7 +13,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from scripts.phantoms import split_counts
+from scripts.phantoms.io import split_counts
 from tests.conftest import REPO, subprocess_env
 
 #: Files of the foreign (user) directory that the writers must refuse to touch.
@@ -57,7 +57,7 @@ def run_demo_data(bundle: str, out: Path, *args) -> subprocess.CompletedProcess:
 def check_datalist(dataset: Path, num_volumes: int) -> dict:
     """Check what every datalist must satisfy and return it.
 
-    It says the data are synthetic, is split by :func:`scripts.phantoms.split_counts`, and lists
+    It says the data are synthetic, is split by :func:`scripts.phantoms.io.split_counts`, and lists
     every volume once, with relative paths to existing files.
     """
     dl = json.loads((dataset / "datalist.json").read_text())

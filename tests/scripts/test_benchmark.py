@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from scripts.common import registry
 from scripts.common.bundles import names
 from scripts.common.registry import tiny
 from tests.conftest import PYTHON, REPO, SHARED_DATA, subprocess_env
@@ -74,6 +75,16 @@ def test_quick_benchmark_writes_every_figure_to_a_scratch_folder(tmp_path):
         for run in infer["runs"].values():
             for key in ("wall_s", "peak_rss_gb", "gflop", "efficiency_network", "efficiency_pipeline"):
                 assert run[key] > 0, (bundle, key)
+    for bundle in ("knee_eas_unet", "lower_limb_afu_unet", "spine_msr_attention_unet"):  # the 2D ones
+        mem = results["memory"][bundle]
+        lengths = mem["lengths"]
+        assert list(lengths) == ["4", "12"] and mem["rss_growth"] == lengths["12"]["peak_rss_gb"] / lengths["4"][
+            "peak_rss_gb"]
+        for n, row in lengths.items():
+            assert row["shape"][registry.record(bundle).slice_axis] == int(n) and row["peak_rss_gb"] > 0.3
+            assert row["seconds_ratio"] == row["seconds"] / row["whole_volume"]["seconds"]
+    assert "head_neck_two_stage_unet" not in results["memory"]
+    assert all(not p.startswith("/") for p in results["plots"])
     hn = results["inference"]["head_neck_two_stage_unet"]
     assert set(hn["runs"]) == {*RUNS, "inference_baseline.json"}
     assert hn["two_stage_speedup"] > 0
@@ -181,3 +192,51 @@ def test_a_compile_row_over_its_budget_is_stopped_and_says_so():
     assert time.perf_counter() - start < 20  # killed at once, not waited for
     assert "step_s" not in late and "did not finish in the 0 s left" in late["error"], late
     assert "budget (60 s) was spent" in _compile_row(spec, left=0.0, budget=60, threads=1)["error"]
+
+
+def _child_pid_and(value: int) -> tuple[int, int]:
+    import os
+
+    return os.getpid(), value * 2
+
+
+def test_run_isolated_takes_the_function_and_runs_it_in_another_process():
+    """Steps are passed as functions (find-usages finds them), each run in a forked child."""
+    import ast
+    import os
+
+    from scripts.benchmark import run
+
+    pid, doubled = run.run_isolated(_child_pid_and, (21,), threads=1)
+    assert doubled == 42 and pid != os.getpid()
+    calls = [node for node in ast.walk(ast.parse((REPO / "scripts/benchmark/run.py").read_text()))
+             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "run_isolated"]
+    assert calls and not [c.lineno for c in calls if isinstance(c.args[0], ast.Constant)]  # no step named by string
+
+
+def test_stored_page_names_repo_paths_and_the_shipped_weights():
+    """``docs/benchmarks.json`` stores no machine's absolute paths; ``docs/benchmarks.md`` does not deny the
+    head-and-neck bundle's trained weights and curves."""
+    from scripts.benchmark.run import _repo_relative
+
+    assert _repo_relative(REPO / "docs" / "img" / "a.png") == "docs/img/a.png"
+    assert _repo_relative("/somewhere/else/a.png") == "a.png"
+    stored = (REPO / "docs" / "benchmarks.json").read_text()
+    assert str(REPO) not in stored and '"/work' not in stored and '"/home' not in stored and '"/tmp' not in stored
+    page = (REPO / "docs" / "benchmarks.md").read_text().lower()
+    assert "none are stored" not in page and "no trained" not in page and "no training curves" not in page
+    assert "trained on openkbp" in page
+
+
+def test_whole_volume_chain_restores_the_whole_volume_transforms_in_monais_order():
+    """The "whole volume" rows (and the voxel test) run the slab chain's own transforms, unrolled."""
+    from scripts.benchmark.profiles import whole_volume_chain
+    from scripts.common.bundles import Bundle
+
+    for bundle in ("knee_eas_unet", "lower_limb_afu_unet", "spine_msr_attention_unet"):
+        parser = Bundle(bundle).parser(["inference.json"], **whole_volume_chain(bundle))
+        pre = [t["_target_"] for t in parser["preprocessing#transforms"]]
+        post = [t["_target_"] for t in parser["postprocessing#transforms"]]
+        assert parser["inferer#_target_"].endswith("LargeSliceInferer")
+        assert pre[-2:] == ["DivisiblePadd", "EnsureTyped"] and ("Spacingd" in pre) == (bundle != "knee_eas_unet")
+        assert post[:4] == ["Activationsd", "Invertd", "AsDiscreted", "SaveImaged"]

@@ -1,4 +1,4 @@
-"""Tests of the synthetic knee MR demo data (scripts/demo_data.py, scripts/phantoms/knee_mr.py)."""
+"""Tests of the synthetic knee MR demo data (scripts/demo_data.py, scripts/phantoms/knee)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,8 @@ import pytest
 from scipy import ndimage as ndi
 
 from scripts import demo_data
-from scripts.phantoms import MARKER_NAME, OutputDirError, split_counts
-from scripts.phantoms.knee_mr import (
-    AIR,
-    FLUID,
-    PAT_CART,
+from scripts.phantoms.io import MARKER_NAME, OutputDirError, split_counts
+from scripts.phantoms.knee import (
     SHAPE,
     SPACING,
     knee_affine,
@@ -22,6 +19,7 @@ from scripts.phantoms.knee_mr import (
     volume_seed,
     write_knee_dataset,
 )
+from scripts.phantoms.knee.anatomy import AIR, FLUID, PAT_CART
 from tests.scripts.phantom_helpers import (
     FOREIGN_FILES,
     assert_untouched,

@@ -1,4 +1,4 @@
-"""Tests of the synthetic lower-limb CT demo data (scripts/phantoms/lower_limb_ct.py, scripts/demo_data.py)."""
+"""Tests of the synthetic lower-limb CT demo data (scripts/phantoms/lower_limb, scripts/demo_data.py)."""
 
 from __future__ import annotations
 
@@ -9,27 +9,22 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from scripts.phantoms import MARKER_NAME, OutputDirError, split_counts
-from scripts.phantoms.lower_limb_ct import (
-    AIR,
+from scripts.phantoms.io import MARKER_NAME, OutputDirError, split_counts
+from scripts.phantoms.lower_limb import (
     BONE_TISSUES,
     BUNDLE,
-    CORTEX,
-    FAT,
     HU_MAX,
     HU_MIN,
     LABELS,
-    MARROW,
-    MUSCLE,
     NUM_SLICES,
     SHAPE_XY,
     SPACING,
-    TRABECULAR,
     lower_limb_affine,
     render_lower_limb_volume,
     volume_seed,
     write_lower_limb_dataset,
 )
+from scripts.phantoms.lower_limb.anatomy import AIR, CORTEX, FAT, MARROW, MUSCLE, TRABECULAR
 from tests.scripts.phantom_helpers import (
     assert_untouched,
     check_datalist,

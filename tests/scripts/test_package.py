@@ -17,8 +17,8 @@ from monai.bundle import ConfigParser
 
 from scripts import package as pkg
 from scripts.common.bundles import names
-from tests.bundles.helpers import run
-from tests.bundles.test_knee_eas_unet import KNEE
+from tests.bundle_configs.helpers import run
+from tests.bundle_configs.test_knee_eas_unet import KNEE
 from tests.conftest import PYTHON, REPO
 
 JUNK = ["configs/__pycache__/x.cpython-311.pyc", "eval/events.out.tfevents.1.vm", "data/datalist.json",
@@ -131,7 +131,7 @@ def test_existing_zip_is_only_replaced_atomically(source, tmp_path, monkeypatch)
     def fail(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(pkg.os, "replace", fail)
+    monkeypatch.setattr(os, "replace", fail)  # the rename of write_atomically, which package.py writes through
     (source / "bundles" / "spine_msr_attention_unet" / "docs" / "extra.md").write_text("changed")
     try:
         with pytest.raises(OSError, match="disk full"):

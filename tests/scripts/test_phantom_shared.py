@@ -1,4 +1,4 @@
-"""Tests of the code the phantom renderers share (scripts/phantoms/__init__.py, scripts/phantoms/shapes.py)."""
+"""Tests of the code the phantom renderers share (scripts/phantoms/io.py, scripts/phantoms/shapes.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from monai.data import create_test_image_3d
 
-from scripts.phantoms import MARKER_NAME, volume_seed_sequence, write_dataset
+from scripts.phantoms.io import MARKER_NAME, volume_seed_sequence, write_dataset
 from scripts.phantoms.shapes import as_rng, capsule, ellipsoid, smax, smin, sstep
 from tests.scripts.phantom_helpers import check_datalist, load_nifti
 
@@ -15,9 +16,11 @@ AFFINE = np.diag([2.0, 2.0, 3.0, 1.0])
 
 
 def _render_tiny(seed: int, index: int, depth: int) -> tuple:
-    rng = np.random.default_rng(volume_seed_sequence(seed, index, 99))
-    img = rng.normal(size=(4, 3, depth)).astype(np.float32)
-    return img, (img > 0).astype(np.uint8), AFFINE, f"depth {depth}"
+    """A volume with a foreground: a few labelled spheres in noise (MONAI's ``create_test_image_3d``)."""
+    state = np.random.RandomState(volume_seed_sequence(seed, index, 99).generate_state(1))
+    img, seg = create_test_image_3d(10, 10, 10 * depth, num_objs=3, rad_max=4, rad_min=2, noise_max=0.2,
+                                    num_seg_classes=1, random_state=state)
+    return img.astype(np.float32), (seg > 0).astype(np.uint8), AFFINE, f"depth {depth}"
 
 
 def _write(out, **kwargs):

@@ -27,7 +27,7 @@ HU_RANGES = {
 
 @pytest.fixture(scope="module")
 def coarse():
-    from scripts.phantoms.head_neck_ct import load_case, render_case
+    from scripts.phantoms.head_neck import load_case, render_case
 
     cm = load_case(MASKS / CASE, COARSE)
     image, label, tissues = render_case(cm, seed=0, return_tissues=True)
@@ -59,16 +59,16 @@ def test_largest_component():
 
 
 def test_stray_voxels_of_0522c0629_removed():
-    from scripts.phantoms.head_neck_ct import _read
+    from scripts.phantoms.head_neck.masks import read_mask
 
-    raw, _ = _read(find_organ_files(MASKS / "0522c0629" / "segmentations")["orbit_lt"])
+    raw, _ = read_mask(find_organ_files(MASKS / "0522c0629" / "segmentations")["orbit_lt"])
     ext = lambda a: [int(np.ptp(np.nonzero(a)[i])) + 1 for i in range(3)]  # noqa: E731
     assert max(ext(raw)[:2]) > 100
     assert max(ext(largest_component(raw))[:2]) < 40  # an eye globe is ~25 mm
 
 
 def test_determinism(coarse):
-    from scripts.phantoms.head_neck_ct import render_case
+    from scripts.phantoms.head_neck import render_case
 
     cm, image, label, _ = coarse
     image2, label2 = render_case(cm, seed=0)
@@ -78,7 +78,7 @@ def test_determinism(coarse):
 
 
 def test_labels_and_hu(coarse):
-    from scripts.phantoms.head_neck_ct import TISSUES
+    from scripts.phantoms.head_neck import TISSUES
 
     cm, image, label, tissues = coarse
     assert sorted(np.unique(label).tolist()) == list(range(9))
@@ -96,7 +96,7 @@ def test_labels_and_hu(coarse):
 
 
 def test_no_organ_identifiable_by_intensity(coarse):
-    from scripts.phantoms.head_neck_ct import best_interval_dice, intensity_identifiability
+    from scripts.phantoms.head_neck import best_interval_dice, intensity_identifiability
 
     cm, image, label, _ = coarse
     scores = intensity_identifiability(image, label, cm.spacing)
@@ -112,8 +112,8 @@ def test_geometry_round_trip(tmp_path):
     """NIfTI (RAS) written at native resolution: same world coordinates as the NRRD (LPS)."""
     from monai.transforms import LoadImage
 
-    from scripts.phantoms import save_nifti
-    from scripts.phantoms.head_neck_ct import build_labels, load_case, ras_affine
+    from scripts.phantoms.io import save_nifti
+    from scripts.phantoms.head_neck import build_labels, load_case, ras_affine
 
     cm = load_case(MASKS / "TCGA-CV-7236")
     save_nifti(build_labels(cm), ras_affine(cm), tmp_path / "lab.nii.gz")
@@ -126,8 +126,29 @@ def test_geometry_round_trip(tmp_path):
     assert np.array_equal(np.asarray(nii) == 1, stem & ~np.isin(np.asarray(nii), [2, 3, 4, 5]))
 
 
+def test_left_organs_lie_at_smaller_ras_x_than_their_right_twins(coarse):
+    """RAS+: x grows towards the patient's right, so each ``*_left`` organ of the rendered label map, placed in the
+    world by the case's RAS affine, lies at a smaller x than its ``*_right`` twin (and the twins at about one
+    height); a label map or an affine mirrored left-right, or left and right masks swapped, fails this."""
+    from scripts.phantoms.head_neck import ras_affine
+
+    cm, _, label, _ = coarse
+    affine = ras_affine(cm)
+    centre = {}
+    for i, organ in enumerate(ORGANS, start=1):
+        voxels = np.argwhere(label == i)
+        assert len(voxels), f"no {organ}"
+        centre[organ] = affine[:3, :3] @ voxels.mean(0) + affine[:3, 3]
+    pairs = [(o, o.replace("_left", "_right")) for o in ORGANS if o.endswith("_left")]
+    assert [p[0].rsplit("_", 1)[0] for p in pairs] == ["eye", "optic_nerve", "parotid"]
+    for left, right in pairs:
+        gap = centre[right][0] - centre[left][0]
+        assert gap > 20, f"{left} at RAS x {centre[left][0]:.0f} mm, {right} at {centre[right][0]:.0f} mm"
+        assert abs(centre[right][2] - centre[left][2]) < 15, left
+
+
 def test_coarse_grid_keeps_world_extent():
-    from scripts.phantoms.head_neck_ct import load_case, ras_affine
+    from scripts.phantoms.head_neck import load_case, ras_affine
 
     full, coarse = load_case(MASKS / CASE), load_case(MASKS / CASE, COARSE)
     for cm in (full, coarse):  # world position of the grid's outer corner (voxel edge) is the same
@@ -144,7 +165,7 @@ def test_coarse_grid_keeps_world_extent():
 
 
 def test_split_full_set():
-    from scripts.phantoms.head_neck_ct import list_cases
+    from scripts.phantoms.head_neck import list_cases
     from scripts.prepare_head_neck import FULL_SPLIT, split_cases
 
     cases = list_cases(MASKS)
@@ -188,7 +209,7 @@ def test_prepare_cli_outputs(tmp_path):
 
 
 def test_prepare_errors(tmp_path):
-    from scripts.phantoms import OutputDirError
+    from scripts.phantoms.io import OutputDirError
     from scripts.prepare_head_neck import prepare
 
     with pytest.raises(FileNotFoundError, match="does not exist"):

@@ -170,6 +170,35 @@ def test_labels_match_organ_csvs(converted):
     assert any("pt_1" in s and "overlapping voxels 0" in s for s in lines), lines
 
 
+def test_where_contours_overlap_the_later_organ_wins(converted):
+    """pt_201's brainstem and spinal cord share 4 voxels (at their junction): they get the later organ of
+    OPENKBP_ORGANS, the spinal cord; every other contoured voxel keeps its own organ."""
+    src, out, _, lines = converted
+    flat = _load(out, "pt_201")[3].ravel()
+    owners: dict[int, list[str]] = {}
+    for organ, stem in OPENKBP_SOURCE_NAMES.items():
+        for index in np.unique(_read_csv(src / "validation-pats" / "pt_201" / f"{stem}.csv")[0]).tolist():
+            owners.setdefault(index, []).append(organ)
+    shared = {index: organs for index, organs in owners.items() if len(organs) > 1}
+    assert sorted(map(sorted, shared.values())) == [["brainstem", "spinal_cord"]] * 4
+    for index, organs in owners.items():
+        assert flat[index] == max(LABEL[o] for o in organs), (index, organs)
+    assert (flat != 0).sum() == len(owners)
+    assert any("pt_201" in s and "overlapping voxels 4" in s for s in lines), lines
+
+
+def test_a_voxel_in_three_contours_is_counted_once_and_goes_to_the_latest(case):
+    from scripts.prepare_openkbp import convert_case
+
+    voxel = int(_read_csv(case / "Brainstem.csv")[0][0])
+    for stem in ("SpinalCord", "RightParotid"):  # organs 2 and 3 list the brainstem's first voxel too
+        with open(case / f"{stem}.csv", "a") as f:
+            f.write(f"{voxel},\n")
+    _, label, _, summary = convert_case(case)
+    assert label.ravel()[voxel] == LABEL["parotid_right"]
+    assert summary["overlap_voxels"] == 1
+
+
 # ------------------------------------------------------------------ byte identity
 
 
@@ -368,7 +397,7 @@ def test_main_exit_code_names_the_file(case, tmp_path, capsys):
 
 
 def test_foreign_output_folder_refused_and_untouched(case, tmp_path, capsys):
-    from scripts.phantoms import OutputDirError
+    from scripts.phantoms.io import OutputDirError
     from scripts.prepare_openkbp import main, prepare
 
     foreign = tmp_path / "foreign"

@@ -1,7 +1,8 @@
-"""Tests of the synthetic spine CT demo data (scripts/phantoms/spine_ct.py, scripts/demo_data.py)."""
+"""Tests of the synthetic spine CT demo data (scripts/phantoms/spine, scripts/demo_data.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import nibabel as nib
@@ -9,9 +10,9 @@ import numpy as np
 import pytest
 
 from scripts.common import registry
-from scripts.phantoms import MARKER_NAME, OutputDirError, split_counts
-from scripts.phantoms import spine_ct as S
-from scripts.phantoms.spine_ct import (
+from scripts.phantoms.io import MARKER_NAME, OutputDirError, split_counts
+from scripts.phantoms.spine import anatomy as S
+from scripts.phantoms.spine import (
     BUNDLE,
     LABELS,
     SHAPE_XY,
@@ -50,8 +51,7 @@ def thoracic():
 def low_lumbar():
     """A lumbar volume centred on L5, so that the sacrum and the iliac wings are in the field."""
     rng = np.random.default_rng(volume_seed(0, 4))
-    params = sample_spine_params(rng)
-    params.update(kind="lumbar", center_level=16.2, z_anchor=0.0)
+    params = dataclasses.replace(sample_spine_params(rng), kind="lumbar", centre_level=16.2, z_anchor=0.0)
     return render_spine_volume(rng, 12, return_tissues=True, params=params)
 
 
@@ -169,7 +169,7 @@ def test_refuses_foreign_non_empty_directory(tmp_path):
     with pytest.raises(OutputDirError):
         write_spine_dataset(foreign, num_volumes=1, num_slices=1)
     assert_untouched(foreign)
-    assert registry.record(BUNDLE).demo_data == "scripts.phantoms.spine_ct:write_spine_dataset"
+    assert registry.record(BUNDLE).demo_data == "scripts.phantoms.spine:write_spine_dataset"
     assert registry.demo_generator(BUNDLE) is write_spine_dataset
 
 
@@ -294,7 +294,7 @@ def test_parameters_vary_between_volumes():
     kinds, levels = set(), []
     for i in range(12):
         P = sample_spine_params(np.random.default_rng(volume_seed(0, i)))
-        kinds.add(P["kind"])
-        levels.append(P["center_level"])
+        kinds.add(P.kind)
+        levels.append(P.centre_level)
     assert kinds == {"thoracic", "thoracolumbar", "lumbar"}
     assert max(levels) - min(levels) > 6

@@ -1,7 +1,9 @@
 """DICOM folders as planning systems and PACS export them: a CT series beside a multi-frame RT Dose, an RT Plan
 and an RT Structure Set is read as its CT (the series check, ``LoadVolumed`` and the head-and-neck bundle's
 ``inference.json`` preprocessing), two CT series in one folder are still refused, a modality picks one series of
-a folder that also holds another modality, and :func:`find_image_series` finds every CT series of a tree.
+a folder that also holds another modality, :func:`find_image_series` finds every CT series of a tree, and a series
+whose slices do not stack (two at one position, a slice of another orientation, spacing or shape, a missing slice,
+a jump in InstanceNumber) is refused naming the files.
 Series written with pydicom (``tests/dicom_factory.py``); the real TotalSegmentator series from
 ``../shared/data`` for the reader's equivalence with MONAI's (skipped when absent)."""
 
@@ -25,7 +27,7 @@ from custom_networks.transforms.dicom_series import (
 )
 from custom_networks.transforms.dicom_tree import find_image_series
 from custom_networks.transforms.load import LoadVolumed
-from tests.bundles.helpers import BundleUnderTest, error_chain
+from tests.bundle_configs.helpers import BundleUnderTest, error_chain
 from tests.conftest import SHARED_DATA
 from tests.dicom_factory import write_ct_series, write_planning_export, write_rt_dose, write_rt_plan
 
@@ -193,3 +195,67 @@ def test_find_image_series_in_a_tree(tmp_path, caplog):
     assert (one.series_uid, one.files, one.own_folder) == (found[1].series_uid, (str(a[0]),), False)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         find_image_series(tmp_path / "nowhere")
+
+
+# --------------------------------------------------------------------- a series that does not stack into a volume
+def _edit(path, **tags) -> None:
+    """Rewrite the slice ``path`` with ``tags`` changed (pixel data kept: a complete file)."""
+    ds = pydicom.dcmread(path)
+    for tag, value in tags.items():
+        setattr(ds, tag, value)
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_a_complete_synthetic_series_passes_in_slice_order(tmp_path):
+    paths = write_ct_series(tmp_path / "ct", n=6)
+    assert check_dicom_series(tmp_path / "ct") == [str(p) for p in paths]
+
+
+def test_two_slices_at_one_position_are_refused_naming_both(tmp_path):
+    paths = write_ct_series(tmp_path / "ct", n=6)
+    copy = tmp_path / "ct" / "COPY.dcm"
+    shutil.copy(paths[2], copy)
+    _edit(copy, SOPInstanceUID=pydicom.uid.generate_uid(), InstanceNumber=99)
+    z = float(pydicom.dcmread(paths[2], stop_before_pixels=True).ImagePositionPatient[2])
+    with pytest.raises(DicomSeriesError, match=r"1 pair\(s\) of slices share one position") as err:
+        check_dicom_series(tmp_path / "ct")
+    assert f"{paths[2].name} and COPY.dcm at {z:.6g} mm" in str(err.value)
+
+
+@pytest.mark.parametrize("tag, value, what", [
+    ("ImageOrientationPatient", [0.996195, 0.087156, 0.0, -0.087156, 0.996195, 0.0],  # 5 degrees about the normal
+     r"orientation \(ImageOrientationPatient\)"),
+    ("PixelSpacing", [1.0, 0.9], r"pixel spacing \(PixelSpacing\)"),
+    ("Rows", 20, r"shape \(Rows x Columns\)"),
+], ids=["orientation", "spacing", "shape"])
+def test_a_slice_of_another_geometry_is_refused_naming_it(tmp_path, tag, value, what):
+    paths = write_ct_series(tmp_path / "ct", n=6)
+    _edit(paths[3], **{tag: value})
+    with pytest.raises(DicomSeriesError, match=f"the slices differ in {what}") as err:
+        check_dicom_series(tmp_path / "ct")
+    assert ": 5 files (e.g." in str(err.value) and f": 1 file (e.g. {paths[3].name})" in str(err.value)
+
+
+def test_a_missing_middle_slice_is_refused_naming_its_neighbours(tmp_path):
+    paths = write_ct_series(tmp_path / "ct", n=8, step=2.5)
+    numbers = [int(pydicom.dcmread(p, stop_before_pixels=True).InstanceNumber) for p in paths]
+    paths[4].unlink()
+    with pytest.raises(DicomSeriesError, match="slices are missing") as err:
+        check_dicom_series(tmp_path / "ct")
+    message = str(err.value)
+    assert f"InstanceNumber {numbers[3]}, {paths[3].name}" in message
+    assert f"InstanceNumber {numbers[5]}, {paths[5].name}" in message
+    assert "a step of 5 mm, about 1 slice(s) missing" in message
+
+
+def test_a_gap_in_the_instance_numbers_is_refused_unless_turned_off(tmp_path):
+    """Positions complete, but the numbering jumps (a slice lost and the positions re-spaced, or renumbered)."""
+    paths = write_ct_series(tmp_path / "ct", n=8)
+    for p in paths:  # InstanceNumber 8 .. 1 along the normal; make it 11 .. 6, 3 .. 1
+        number = int(pydicom.dcmread(p, stop_before_pixels=True).InstanceNumber)
+        _edit(p, InstanceNumber=number + 2 if number > 3 else number)
+    with pytest.raises(DicomSeriesError, match=r"the InstanceNumbers jump from 3 to 6 \(median step 1\)") as err:
+        check_dicom_series(tmp_path / "ct")
+    assert "check_instance_numbers=False" in str(err.value)
+    assert check_dicom_series(tmp_path / "ct", check_instance_numbers=False) == [str(p) for p in paths]
+

@@ -26,9 +26,9 @@ from custom_networks.writers.dicom_seg import (
     read_series_headers,
     segment_names,
 )
-from tests.bundles.helpers import BundleUnderTest, error_chain, run, write_nifti
-from tests.bundles.test_head_neck_two_stage_unet import TINY as HEAD_NECK_TINY
-from tests.bundles.test_ct_bundles import ct_bundle
+from tests.bundle_configs.helpers import BundleUnderTest, error_chain, run, write_nifti
+from tests.bundle_configs.test_head_neck_two_stage_unet import TINY as HEAD_NECK_TINY
+from tests.bundle_configs.test_ct_bundles import ct_bundle
 from tests.conftest import SHARED_DATA
 from tests.dicom_factory import copy_real_series, new_file
 
@@ -173,9 +173,10 @@ def random_weights(tmp_path_factory):
     parser = LOWER_LIMB.workflow(["inference.json"], "infer", device="cpu", **FAST).parser
     net = parser.get_parsed_content("network_def").eval()
     if SERIES.is_dir():
-        image = parser.get_parsed_content("preprocessing")({"image": str(SERIES)})["image"][None, ..., ::4]
+        scan = parser.get_parsed_content("preprocessing")({"image": str(SERIES)})
+        image = parser.get_parsed_content("inferer#transform")(scan)["image"][None, ..., ::4]  # as each slab is
         with torch.no_grad():
-            logits = parser.get_parsed_content("inferer")(image, net)
+            logits = parser.get_parsed_content("inferer#inferer")(image, net)
             net.head.bias.sub_(torch.quantile(logits.flatten()[::7], 2 / 3))
     torch.save(net.state_dict(), ckpt / "model.pt")
     return ckpt
