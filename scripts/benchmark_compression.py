@@ -34,7 +34,7 @@ from scripts.common import registry
 from scripts.common.bundles import REPO, Bundle, load_weights
 from scripts.common.measure import median_seconds, peak_rss_gb, print_result, read_result, rss_gb
 
-#: the bundle whose paper (the thesis, papers.md 3.7) this benchmark follows
+#: the bundle whose paper (the thesis, chapter 4) this benchmark follows
 THESIS_BUNDLE = "head_neck_two_stage_unet"
 VARIANTS = {  # name -> checkpoint file in the compressed folder (None: the original)
     "original": None,
@@ -43,7 +43,7 @@ VARIANTS = {  # name -> checkpoint file in the compressed folder (None: the orig
     "+ quantized": "model.pt",
     "+ int8 runtime": "model.pt",
 }
-#: the thesis's figures (papers.md 3.7, Tables 4-3 and 4-5), stage 1 on its own data and GPUs
+#: the thesis's figures (§4.3, Tables 4-3 and 4-5), stage 1 on its own data and GPUs
 THESIS = {
     "original": {"weights": "12.03M", "runtime": "30s", "memory": "3G", "dice_stage1": 0.670, "sparsity": 0},
     "channel-pruned": {"weights": "7.78M", "runtime": "20s", "memory": "2G", "dice_stage1": 0.654},

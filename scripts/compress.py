@@ -4,8 +4,8 @@
         [--rates 0.05,0.1,0.15,0.2] [--thresholds 0.01,0.02] [--levels 31] [--finetune_steps 2000]
         [--round_to 8] [--<config key> <value> ...]
 
-Steps (papers.md 3.7), each on the previous result, each followed by ``finetune_steps`` iterations of the
-bundle's ``train#trainer`` and one run of its ``validate#evaluator``:
+Steps (thesis §4.2.1-4.2.3, Algorithms 4-1 to 4-3), each on the previous result, each followed by
+``finetune_steps`` iterations of the bundle's ``train#trainer`` and one run of its ``validate#evaluator``:
 
 1. channel (filter) pruning, L1 criterion, cumulative ``rates`` -> a smaller dense network (``--round_to 8``
    keeps channel counts at multiples of 8, which CPU conv kernels run much faster; not in the thesis);

@@ -24,7 +24,7 @@ class SpatialAttention(nn.Module):
     """CBAM spatial attention: channel-wise mean and max -> kxk conv -> sigmoid -> multiply the input.
 
     Paper: Liu Jinhui et al. 2022, "CT Image Segmentation of Lower Limb Bones Based on Improved
-    U-Net", Computer Systems & Applications 31(10), section 1.4 of the design notes (AF module, spatial
+    U-Net", Computer Systems & Applications 31(10), §1.2, formulas 5-6 (AF module, spatial
     branch, formulas 5-6): ``w_s = Conv_kxk([AvgPool_c(Z), MaxPool_c(Z)])``,
     ``F_s = Sigmoid(w_s) * Z``.
 
@@ -65,7 +65,7 @@ class ChannelAttention(nn.Module):
 
     Paper: Jin Shunnan, Zhou Dibin, He Bin, Gu Jingjun 2021, "Segmentation of Spine CT Images Based on
     Multi-Scale Feature Fusion and Attention Mechanism", Computer Systems & Applications 30(10):
-    280-286, section 2.4 of the design notes (Fig. 4, formulas 3-4):
+    280-286, §2 (Fig. 4, formulas 3-4):
     ``M_c(F) = sigmoid(MLP(AvgPool(F)) + MLP(MaxPool(F)))``, ``F' = M_c(F) * F`` (channel-wise).
 
     The MLP is ``Linear(C, hidden) -> ReLU -> Linear(hidden, C)``, both with bias [X, CBAM reference

@@ -24,7 +24,7 @@ class AttentionFusion(nn.Module):
     """Attention fusion (AF) of a high-level feature ``H`` and a low-level skip feature.
 
     Paper: Liu Jinhui et al. 2022, "CT Image Segmentation of Lower Limb Bones Based on Improved
-    U-Net", Computer Systems & Applications 31(10), section 1.4 of the design notes (AF module,
+    U-Net", Computer Systems & Applications 31(10), §1.2 (AF module,
     steps 1-6, formulas 3-7). With ``C_H`` = ``high_channels``:
 
     1. ``H`` is upsampled to the low-level resolution (x2), linear interpolation (bilinear in 2D,

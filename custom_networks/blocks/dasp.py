@@ -21,7 +21,7 @@ class DASP(nn.Module):
     """Densely connected dilated 3x3 conv branches, then a 3x3 conv back to the input width.
 
     Paper: Liu Jinhui et al. 2022, "CT Image Segmentation of Lower Limb Bones Based on Improved
-    U-Net", Computer Systems & Applications 31(10), section 1.4 of the design notes (DASP, formulas
+    U-Net", Computer Systems & Applications 31(10), §1.1 (DASP, formulas
     1-2). Each branch sees the concatenation of the input and all earlier branch outputs, so the module
     is serial and parallel at once. With the default rates (3, 5, 7):
 

@@ -1,7 +1,7 @@
 """EAS module: an ASPP pyramid with ECA channel attention.
 
 Paper 003: Bi Mingcheng et al. 2023, "Research on MR Image Segmentation of Knee Cartilage Based on
-Deep Learning", section 2.2 (EAS module, Fig. 3): ASPP (DeepLabv3, ref [6]) merged with ECA
+Deep Learning", §2.2.2 (EAS module, Fig. 3): ASPP (DeepLabv3, ref [6]) merged with ECA
 (ECA-Net, ref [7]) so that the 1x1 branch "filters" features rather than only adjusting channels.
 """
 
@@ -23,14 +23,14 @@ class EASPyramid(nn.Module):
     """ECA + ASPP pyramid; the output has the input's shape.
 
     Paper: Bi Mingcheng et al. 2023, "Research on MR Image Segmentation of Knee Cartilage Based on
-    Deep Learning", section 2.2, Fig. 3. The paper does not give rates, ECA placement or widths;
-    the defaults below are the [D] defaults of the design notes (papers.md 4.4):
+    Deep Learning", §2.2.2, Fig. 3. The paper does not give rates, ECA placement or widths;
+    the defaults below are [D]:
 
     - 1x1 conv -> BN -> ReLU -> :class:`ECA`;
     - one 3x3 conv per dilation rate (default 6, 12, 18 [X, DeepLabv3 output stride 16]) -> BN -> ReLU;
     - image pooling: global average pool -> 1x1 conv -> ReLU -> broadcast back to the input size
       (identical to bilinear/trilinear upsampling of a 1x1 map). This branch has a conv bias and no BN
-      [implementer default]: BN over a 1x1 map normalises over the batch only and fails in training
+      [D]: BN over a 1x1 map normalises over the batch only and fails in training
       with batch size 1;
     - every branch is ``branch_channels`` wide (default ``channels // 4`` [D]);
     - concatenate the branches -> 1x1 conv to ``channels`` -> BN -> ReLU -> :class:`ECA` [D].

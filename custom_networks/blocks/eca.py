@@ -1,7 +1,7 @@
 """Efficient Channel Attention (ECA-Net), spatial-dims generic.
 
 Used by paper 003, Bi Mingcheng et al. 2023, "Research on MR Image Segmentation of Knee Cartilage
-Based on Deep Learning" (Software Engineering and Applications 12(2)), section 2.2, "EAS module":
+Based on Deep Learning" (Software Engineering and Applications 12(2)), §2.2.2, "EAS module":
 ECA (ref [7], Wang et al., CVPR 2020) is merged into the ASPP pyramid to reweight channels.
 """
 
@@ -31,7 +31,7 @@ class ECA(nn.Module):
     """ECA channel attention: global average pool, 1D conv across channels, sigmoid, channel scaling.
 
     Paper: Bi Mingcheng et al. 2023, "Research on MR Image Segmentation of Knee Cartilage Based on
-    Deep Learning", section 2.2 (EAS module, Fig. 3), after ECA-Net (ref [7]). There is no dimensionality
+    Deep Learning", §2.2.2 (EAS module, Fig. 3), after ECA-Net (ref [7]). There is no dimensionality
     reduction (unlike SE); the only weights are the ``k`` taps of one bias-free ``Conv1d(1, 1, k)``
     shared over the channel axis, with ``k`` from :func:`eca_kernel_size` [X, ECA-Net reference code].
 

@@ -3,7 +3,7 @@
 Paper 001: Jin Shunnan, Zhou Dibin, He Bin, Gu Jingjun 2021, "Segmentation of Spine CT Images Based on
 Multi-Scale Feature Fusion and Attention Mechanism", Computer Systems & Applications 30(10): 280-286,
 MSR block (Fig. 3, formulas 1-2) with CBAM channel attention (Fig. 4, formulas 3-4), and the basic-unit
-variants of Table 2. Section 2.4 of the design notes.
+variants of Table 2 (§3.3.2).
 
 Both units share one tail: ``body(x)`` ends with BN (no activation) -> optional channel attention ->
 optional shortcut addition -> ReLU. ``MONAI``'s ``ResidualUnit`` and ``UnetResBlock`` put the
@@ -86,7 +86,7 @@ class MSRBlock(_AttentionResidualUnit):
 
     Paper: Jin Shunnan, Zhou Dibin, He Bin, Gu Jingjun 2021, "Segmentation of Spine CT Images Based on
     Multi-Scale Feature Fusion and Attention Mechanism", Computer Systems & Applications 30(10):
-    280-286, section 2.4 of the design notes ("Multi-scale residual block"):
+    280-286, §2, Fig. 3, formula 2 (the multi-scale residual block):
 
     1. ``reduce``: 1x1 conv -> BN -> ReLU to ``mid_channels`` [D: ``out_channels // 2``, "reduce then
        expand"; BN + ReLU as every other conv of the network];
@@ -145,7 +145,7 @@ class MSRBlock(_AttentionResidualUnit):
         self.width = mid_channels // scales
         self.res2net_canonical = res2net_canonical
 
-        # Paper 001, Fig. 3 / formula 2 (design notes 2.4, MSR block steps 1-4).
+        # Paper 001, §2, Fig. 3 / formula 2 (steps 1-4 of the class docstring).
         self.reduce = Convolution(
             spatial_dims=spatial_dims,
             in_channels=in_channels,
@@ -181,7 +181,7 @@ class PlainBlock(_AttentionResidualUnit):
 
     Paper: Jin Shunnan, Zhou Dibin, He Bin, Gu Jingjun 2021, "Segmentation of Spine CT Images Based on
     Multi-Scale Feature Fusion and Attention Mechanism", Computer Systems & Applications 30(10):
-    280-286, Tables 2 and 3 (section 2.4 of the design notes). ``ReLU(CA(BN(conv(ReLU(BN(conv(x))))))
+    280-286, Tables 2 and 3 (§3.3.2). ``ReLU(CA(BN(conv(ReLU(BN(conv(x))))))
     [+ W_s x])``:
 
     - no shortcut, no attention: exactly U-Net's two 3x3 conv -> BN -> ReLU (Table 2 case 1; the

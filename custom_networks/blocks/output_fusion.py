@@ -1,7 +1,7 @@
 """Multi-scale output-fusion deep-supervision head.
 
 Paper 003: Bi Mingcheng et al. 2023, "Research on MR Image Segmentation of Knee Cartilage Based on
-Deep Learning", section 2.3 (multi-scale output-fusion deep supervision, Fig. 4, after ref [8],
+Deep Learning", §2.2.3 (multi-scale output-fusion deep supervision, Fig. 4, after ref [8],
 Yu Ningbo et al. 2020): side outputs at several decoder scales are fused into the final prediction
 by concatenation (not addition).
 """
@@ -24,8 +24,8 @@ class OutputFusionHead(nn.Module):
     """Side 1x1 heads per decoder level, upsampled to the finest level, concatenated and fused by a 1x1 conv.
 
     Paper: Bi Mingcheng et al. 2023, "Research on MR Image Segmentation of Knee Cartilage Based on
-    Deep Learning", section 2.3, Fig. 4. Wiring is not given in the paper; [D] defaults
-    (papers.md 4.4): one 1x1 conv side head per decoder level to ``out_channels`` logits, linear
+    Deep Learning", §2.2.3, Fig. 4. Wiring is not given in the paper; [D] defaults:
+    one 1x1 conv side head per decoder level to ``out_channels`` logits, linear
     upsampling (bilinear in 2D, trilinear in 3D, ``align_corners=False``) to the finest level's size,
     concatenation of all side logits (``len(levels) * out_channels`` channels), 1x1 conv to
     ``out_channels`` fused logits.

@@ -1,7 +1,7 @@
 """Depthwise-separable conv module and the two-conv block of one U-Net level.
 
 Paper 003: Bi Mingcheng et al. 2023, "Research on MR Image Segmentation of Knee Cartilage Based on
-Deep Learning", section 2.1 (depthwise-separable conv module, Fig. 2c, after MobileNets, ref [5]).
+Deep Learning", §2.2.1 (depthwise-separable conv module, Fig. 2c, after MobileNets, ref [5]).
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ class DepthwiseSeparableConv(nn.Module):
     """Depthwise-separable conv: depthwise kxk -> BN -> LeakyReLU, then pointwise 1x1 -> BN -> h-swish.
 
     Paper: Bi Mingcheng et al. 2023, "Research on MR Image Segmentation of Knee Cartilage Based on
-    Deep Learning", section 2.1, Fig. 2c. LeakyReLU keeps negative-side information; h-swish
+    Deep Learning", §2.2.1, Fig. 2c. LeakyReLU keeps negative-side information; h-swish
     ``x * ReLU6(x + 3) / 6`` (eq. 2-2, ``torch.nn.Hardswish``) after the pointwise conv.
 
     Shapes: ``(B, in_channels, *spatial) -> (B, out_channels, *spatial)`` (padding keeps the size).
 
     Defaults: kernel 3 [P]; LeakyReLU slope 0.01 [D]; convs have no bias because BN follows
-    [implementer default].
+    [D].
 
     Args:
         spatial_dims: number of spatial dimensions (1, 2 or 3).
@@ -78,8 +78,8 @@ class StandardConv(Convolution):
     """Standard conv unit of the plain U-Net (and the EAS pyramid branches): kxk conv -> BN -> ReLU.
 
     Paper: Bi Mingcheng et al. 2023, "Research on MR Image Segmentation of Knee Cartilage Based on
-    Deep Learning", section 2 (base U-Net: two 3x3 convs with ReLU per level). BN is added as in the
-    paper's modules [implementer default]; the conv has no bias because BN follows.
+    Deep Learning", §2 (base U-Net: two 3x3 convs with ReLU per level). BN is added as in the
+    paper's modules [D]; the conv has no bias because BN follows.
 
     Shapes: ``(B, in_channels, *spatial) -> (B, out_channels, *spatial)``.
     """
@@ -104,7 +104,7 @@ class DoubleConv(nn.Module):
     """Two conv units of one U-Net level (encoder or decoder), standard or depthwise-separable.
 
     Paper: Bi Mingcheng et al. 2023, "Research on MR Image Segmentation of Knee Cartilage Based on
-    Deep Learning", sections 2 and 2.1: U-Net has two 3x3 convs per level; in EAS U-Net each one is
+    Deep Learning", §2.1 and §2.2.1: U-Net has two 3x3 convs per level; in EAS U-Net each one is
     replaced by a :class:`DepthwiseSeparableConv` [D: two DS modules per level].
 
     Shapes: ``(B, in_channels, *spatial) -> (B, out_channels, *spatial)``.

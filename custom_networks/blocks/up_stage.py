@@ -46,8 +46,8 @@ class UpStage(nn.Module):
         concat skip, two conv units (:class:`~custom_networks.blocks.separable_conv.DoubleConv`).
 
         Paper 003: Bi Mingcheng et al. 2023, "Research on MR Image Segmentation of Knee Cartilage Based on
-        Deep Learning", section 2 (base U-Net decoder). The transposed conv has a bias and no norm or
-        activation, as in the original U-Net [implementer default].
+        Deep Learning", §2 (base U-Net decoder). The transposed conv has a bias and no norm or
+        activation, as in the original U-Net [D].
 
         Args:
             spatial_dims: number of spatial dimensions (1, 2 or 3).

@@ -37,15 +37,16 @@ def load_pipeline_weights(
     if missing_ok and not os.path.isfile(path):
         return network
     state = _pipeline_state(path)
+    other_setup = (f"{path} was trained for another organ setup or network size; move it away or point --ckpt_dir "
+                   "at a new folder")
     if prefix:
-        result = load_weights(network, {k: v for k, v in state.items() if k.startswith(prefix)}, strict=False)
-        if result.unexpected_keys:
-            raise ValueError(
-                f"{path} holds parts this network does not have ({result.unexpected_keys[:3]}...): it was trained "
-                "for another organ setup; move it away or point --ckpt_dir at a new folder"
-            )
-    else:
-        load_weights(network, state)
+        state = {k: v for k, v in state.items() if k.startswith(prefix)}
+    try:
+        result = load_weights(network, state, strict=not prefix)
+    except RuntimeError as e:  # size mismatches: one line, not torch's wall of every tensor
+        raise ValueError(f"{other_setup} ({str(e).splitlines()[-1].strip()[:160]} ...)") from None
+    if prefix and result.unexpected_keys:
+        raise ValueError(f"{other_setup} (it holds parts this network does not have: {result.unexpected_keys[:3]}...)")
     return network
 
 
@@ -54,7 +55,7 @@ def combine_pipelines(
 ) -> None:
     """Write ``out_path``: the ``stage1.*`` tensors of ``stage1_path`` and the ``stage2.*`` ones of ``stage2_path``.
 
-    Stage 2 trains on crops around the ground truth (thesis section 3.4), not on stage 1's output, so the
+    Stage 2 trains on crops around the ground truth (thesis §3.2.2), not on stage 1's output, so the
     organ nets can train beside stage 1 in another ``ckpt_dir`` (``--stage_setup`` with ``missing_ok``)
     and be joined afterwards. ``organ_paths`` (organ -> ``model.pt``) takes those organs' nets
     (``stage2.<organ>.*``) from their own files instead, for organ nets trained side by side, each in a folder of

@@ -1,4 +1,4 @@
-"""Structured (filter) pruning of paper 002's Algorithm 4-1 (papers.md 3.7 (a)) through torch-pruning.
+"""Structured (filter) pruning of paper 002's Algorithm 4-1 (thesis §4.2.1, Table 4-2) through torch-pruning.
 
 The thesis zeroes the lowest-L1 filters of every conv layer at a cumulative rate (5 %, 10 %, 15 %, 20 %),
 retrains with the zeroed filters masked, and finally removes the all-zero filters and the feature maps
@@ -23,7 +23,8 @@ tp = require("torch_pruning", "Channel pruning")
 
 __all__ = ["THESIS_RATES", "ChannelPruner", "FilterL1Importance", "unprunable_layers"]
 
-# papers.md 3.7 (a) [D]: the explicit cumulative schedule; 20 % is the thesis's chosen rate.
+# Algorithm 4-1 loops "until start >= end", which would stop before its own 25 % row; [D]: the explicit
+# cumulative schedule; 20 % is the thesis's chosen rate (§4.3.1).
 THESIS_RATES = (0.05, 0.10, 0.15, 0.20)
 
 _OUT_CHANNEL_FNS = (tp.prune_conv_out_channels, tp.prune_linear_out_channels)
@@ -77,7 +78,7 @@ def unprunable_layers(net: nn.Module) -> list[nn.Module]:
 
 
 class ChannelPruner:
-    """Iterative L1 filter pruning of one network, in place (paper 002, Algorithm 4-1; papers.md 3.7 (a)).
+    """Iterative L1 filter pruning of one network, in place (paper 002, thesis §4.2.1, Algorithm 4-1).
 
     Each :meth:`step` removes, in every prunable layer (group of coupled layers), the channels with the
     smallest filter L1 norm until ``rates[i]`` of the *original* channels are gone (cumulative, as the

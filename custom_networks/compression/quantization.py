@@ -1,4 +1,4 @@
-"""Multi-valued weight quantization of paper 002's Algorithm 4-3 (papers.md 3.7 (c)).
+"""Multi-valued weight quantization of paper 002's Algorithm 4-3 (thesis §4.2.3, Tables 4-4 and 4-5).
 
 Conv and transposed-conv weights of every layer are replaced by one of ``levels`` values in the forward
 pass while the optimizer keeps updating the full-precision weights (straight-through estimator, formulas

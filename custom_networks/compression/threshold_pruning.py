@@ -1,4 +1,4 @@
-"""Magnitude (threshold) pruning of paper 002's Algorithm 4-2 (papers.md 3.7 (b)) with ``torch.nn.utils.prune``.
+"""Magnitude (threshold) pruning of paper 002's Algorithm 4-2 (thesis §4.2.2) with ``torch.nn.utils.prune``.
 
 Every conv and transposed-conv weight with ``|w| < t`` is masked (biases and norm parameters are not
 touched); fine-tuning runs through PyTorch's pruning reparametrisation (``weight = weight_orig * mask``), so
@@ -14,7 +14,7 @@ from torch.nn.utils import prune
 
 __all__ = ["THESIS_THRESHOLDS", "conv_layers", "make_permanent", "mask_below", "sparsity"]
 
-# papers.md 3.7 (b): start 0.01, step 0.01, chosen 0.02.
+# Thesis §4.2.2 / §4.3.2: start 0.01, step 0.01, chosen 0.02.
 THESIS_THRESHOLDS = (0.01, 0.02)
 
 

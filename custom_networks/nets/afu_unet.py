@@ -26,8 +26,8 @@ class AFUNet(PaperUNet):
     """AFU-Net for 2D (or 3D) binary bone segmentation, with flags for the ablation rows.
 
     Paper: Liu Jinhui et al. 2022, "CT Image Segmentation of Lower Limb Bones Based on Improved
-    U-Net", Computer Systems & Applications 31(10), section 1.4 of the design notes (architecture;
-    Fig. 1 is not available). Built from:
+    U-Net", Computer Systems & Applications 31(10): 134-141, §1 (architecture; §1.1 DASP, §1.2 AF;
+    Fig. 1 is not legible). Built from:
 
     - encoder: ``len(features)`` levels of two 3x3 conv -> BN -> ReLU units [D: two per level], a 2x2
       max pool (stride 2) between levels; channels ``features`` [D: 64-128-256-512]; 3 poolings [P];

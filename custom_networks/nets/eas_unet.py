@@ -26,7 +26,7 @@ class EASUNet(PaperUNet):
     """EAS U-Net for 2D (or 3D) segmentation, with flags for the ablation rows.
 
     Paper: Bi Mingcheng et al. 2023, "Research on MR Image Segmentation of Knee Cartilage Based on
-    Deep Learning", section 2 (network, Fig. 5). Built from:
+    Deep Learning", §2 (network, Fig. 5). Built from:
 
     - encoder: ``len(features)`` levels of two conv units (3x3 conv -> BN -> ReLU, or
       :class:`~custom_networks.blocks.DepthwiseSeparableConv` when ``separable``), a 2x2 max pool

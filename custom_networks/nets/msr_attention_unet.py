@@ -46,7 +46,7 @@ class MSRAttentionUNet(PaperUNet):
 
     Paper: Jin Shunnan, Zhou Dibin, He Bin, Gu Jingjun 2021, "Segmentation of Spine CT Images Based on
     Multi-Scale Feature Fusion and Attention Mechanism", Computer Systems & Applications 30(10):
-    280-286, section 2.4 of the design notes (architecture; the full diagram Fig. 5 is not available).
+    280-286, §2 (architecture; the full diagram, Fig. 5, is not legible).
     Built from:
 
     - encoder: ``len(features)`` levels of ``units_per_level`` units, a 2x2 max pool (stride 2)

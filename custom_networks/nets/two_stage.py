@@ -1,8 +1,8 @@
 """Two-stage organ segmentation of paper 002: stage-1 localisation -> organ boxes -> stage-2 crops -> merge.
 
 Liu Ting 2020, "Research and Application on CT Image of Head and Neck Based on 3D Unet", master's thesis,
-Xi'an Jiaotong University, section 3.4 (Figs. 3-6 and 3-7). The thesis never quantifies the box padding or
-the merge rule; the defaults here are the design notes' [D] choices (papers.md section 3.4):
+Xi'an Jiaotong University, §3.2.2 (Table 3-2, Figs. 3-6 and 3-7). The thesis never quantifies the box padding
+or the merge rule; the defaults here are [D] choices:
 
 * organ box = bounding box of the **largest 3D connected component** of that organ's voxels;
 * enlarged by ``max(min_margin, fraction * extent)`` voxels on each side per axis

@@ -1,7 +1,7 @@
 """The thesis's 3D U-Net (paper 002): 3 poolings, initial depth 24, 3x3x3 output conv.
 
 Liu Ting 2020, "Research and Application on CT Image of Head and Neck Based on 3D Unet", master's thesis,
-Xi'an Jiaotong University, section 3.5 and Table 3-3 (one topology for both stages).
+Xi'an Jiaotong University, §3.2.3 and Table 3-3 (one topology for both stages).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Organ boxes of the two-stage pipeline (paper 002): find, enlarge, jitter, rescale, crop and paste back.
 
 Liu Ting 2020, "Research and Application on CT Image of Head and Neck Based on 3D Unet", master's thesis,
-Xi'an Jiaotong University, section 3.4. The rules (largest connected component, margins, jitter) are described
+Xi'an Jiaotong University, §3.2.2. The rules (largest connected component, margins, jitter) are described
 in :mod:`custom_networks.nets.two_stage`; :class:`~custom_networks.nets.two_stage.TwoStageUNet` uses them at
 inference and :class:`~custom_networks.transforms.organ_crop.OrganCropd` at training time.
 """

@@ -1,10 +1,11 @@
 """Fixed-size organ windows of the two-stage pipeline (paper 002): centre, cut with padding, paste back.
 
-The thesis (Liu Ting 2020, section 3.4) cuts each organ's box out of the CT and **resizes** it to the organ's fixed
+The thesis (Liu Ting 2020, §3.2.2) cuts each organ's box out of the CT and **resizes** it to the organ's fixed
 size (Table 3-2), so an organ net sees every organ at a scale that depends on how tight the box was; at inference
 the box comes from stage 1's coarse grid and is looser than in training. A window is the alternative measured in
-the bundle README ("Localisation"): a crop of a fixed size in voxels of the working grid, centred on the organ,
-**never rescaled**, so training and inference see the same scale and a box error only moves the window.
+the bundle's docs/performance_openkbp.md ("Localisation"): a crop of a fixed size in voxels of the working grid,
+centred on the organ, **never rescaled**, so training and inference see the same scale and a box error only
+moves the window.
 
 Windows may reach past the volume: the part outside is padded (edge values for images, 0 for labels) when cut
 and dropped when pasted back.

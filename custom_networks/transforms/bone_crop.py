@@ -45,7 +45,7 @@ class RandBoneRatioCropd(Randomizable, MapTransform):
     """Random crop that keeps a large share of the bone, the training-sample rule of paper 000.
 
     Liu Jinhui, Tong Jing et al., "CT Image Segmentation of Lower Limb Bones Based on Improved U-Net",
-    *Computer Systems & Applications* 2022, 31(10): 134-141, §2 (digest: papers.md §1.3): training samples
+    *Computer Systems & Applications* 2022, 31(10): 134-141, §2.1, formula 8: training samples
     are random crops (128 x 128) of a slice, drawn so that each crop holds a large share of the slice's
     bone. For attempt ``i = 1 .. max_attempts`` a crop position is drawn uniformly among all positions that
     fit in the slice, and it is accepted when
@@ -54,7 +54,7 @@ class RandBoneRatioCropd(Randomizable, MapTransform):
 
     where ``N`` counts foreground pixels (label > 0) in the crop and in the whole slice. Attempt 1 needs
     40 % of the slice's bone, attempt 100 needs 20.2 %: the later the attempt, the looser the rule.
-    Documented choices [D] (papers.md §1.3):
+    Documented choices [D] (the paper is silent on them):
 
     * no attempt passes: take the attempt with the largest ratio (the earliest one on a tie);
     * ``N_full == 0`` (no bone on the slice): one uniform random crop;

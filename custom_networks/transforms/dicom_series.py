@@ -31,9 +31,9 @@ Use this order in every CT config's shared ``preprocessing`` (train, evaluate an
        "a_min": "@window_min", "a_max": "@window_max", "b_min": 0.0, "b_max": 1.0, "clip": true}
     ]
 
-with ``"window_min": -500, "window_max": 1500`` (paper 000 [D]: bone window WL 500 / WW 2000, papers.md
-§1.3; ``window_min = WL - WW/2``, ``window_max = WL + WW/2``). Label id mapping (e.g. merging
-TotalSegmentator's bone classes into one "bone" class) goes after ``Orientationd``.
+with ``"window_min": -500, "window_max": 1500`` (paper 000 §2.1 names "a bone window" without
+values; [D]: WL 500 / WW 2000, ``window_min = WL - WW/2``, ``window_max = WL + WW/2``). Label id mapping (e.g.
+merging TotalSegmentator's bone classes into one "bone" class) goes after ``Orientationd``.
 
 What each step gives, measured with MONAI 1.6.1 and ITK 5.4.7:
 

@@ -3,7 +3,7 @@
 A mirrored head is a plausible head in which the left parotid is the right one: flipping the image alone would
 teach a network that right parotids lie on the left. Left and right organs are found by name (``<organ>_left`` /
 ``<organ>_right``, :func:`~custom_networks.ops.mirror.mirror_pairs`); midline organs (brainstem, spinal cord, mandible, esophagus, larynx)
-keep their labels. Not in the thesis (Liu Ting 2020, section 3.3 augments by translation, rotation and scale only):
+keep their labels. Not in the thesis (Liu Ting 2020, §3.2.1 augments by translation, rotation and scale only):
 this is the left-right augmentation nnU-Net uses, made label-aware.
 
 * :class:`LeftRightFlipd` mirrors the cases flagged ``"mirror"`` in the datalist (:func:`with_mirrored` adds

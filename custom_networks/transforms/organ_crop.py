@@ -1,7 +1,7 @@
 """Stage-2 training samples of paper 002's two-stage pipeline: organ crops and their class weights.
 
 Liu Ting 2020, "Research and Application on CT Image of Head and Neck Based on 3D Unet", master's thesis,
-Xi'an Jiaotong University, sections 3.4 and 3.6. Boxes are found and enlarged as at inference
+Xi'an Jiaotong University, §3.2.2 (crops) and §3.2.3 (losses). Boxes are found and enlarged as at inference
 (:mod:`custom_networks.ops.boxes`, :class:`~custom_networks.nets.two_stage.TwoStageUNet`).
 """
 
@@ -23,7 +23,7 @@ __all__ = ["OrganCropd", "OrganWindowd", "foreground_weight"]
 class OrganCropd(Randomizable, MapTransform):
     """Stage-2 training sample of one organ: the ground-truth box, enlarged and jittered, resized to the organ's size.
 
-    Thesis section 3.4: "from the original image and ground-truth label, extract each organ's bbox, add padding,
+    Thesis §3.2.2: "from the original image and ground-truth label, extract each organ's bbox, add padding,
     then resize to the organ's fixed size (Table 3-2)". Boxes come from the largest connected component of
     ``label == organ_label`` (:func:`~custom_networks.ops.boxes.organ_box`), enlarged like at inference
     (:func:`~custom_networks.ops.boxes.expand_box`) and moved by ``+-jitter`` voxels per face
@@ -140,7 +140,7 @@ def foreground_weight(
 ) -> list[float]:
     """Class weights ``[1, w_fg]`` for a stage-2 net's cross entropy, ``w_fg = N_bg / N_fg`` over its training crops.
 
-    Thesis section 3.6: stage 2 uses "cross entropy with a proportion term"; the design notes' [D] reading is a
+    Thesis §3.2.3: stage 2 uses "cross entropy with a proportion term"; the [D] reading here is a
     foreground weight equal to the background/foreground voxel ratio in that organ's enlarged ground-truth
     boxes, summed over the training labels (``data``: datalist entries with a ``"label"`` path), capped at
     ``cap``. Resizing a box to the crop size keeps the ratio, so it is measured on the labels' own grid.

@@ -1,11 +1,11 @@
 """Surface meshes (STL) of a predicted label map, for the 3D bone reconstruction of paper 000.
 
-Paper 000 (AFU-Net, papers.md §1.6) stacks the segmented slices and reconstructs the bone in 3D with
-VTK. Here the label map written by ``inference.json`` is turned into a closed triangle surface with
+Paper 000 (AFU-Net, Liu et al. 2022, §2.4, Fig. 6) stacks the segmented slices and reconstructs the bone in 3D
+with VTK. Here the label map written by ``inference.json`` is turned into a closed triangle surface with
 scikit-image's marching cubes and written as binary STL with trimesh, in millimetres and in the LPS
 (DICOM patient) frame that 3D Slicer, ITK-SNAP and most planning software assume for STL files.
 Optionally only connected components of at least ``min_component_voxels`` voxels are kept, for the
-mesh only ([D] papers.md §1.6: the label map and the metrics keep everything).
+mesh only ([D]: the label map and the metrics keep everything).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def save_surface_mesh(
 class SaveSurfaceMeshd(LabelMapWriterd):
     """Write an STL surface of each label map next to the saved label map (``inference.json``).
 
-    Paper 000 §1.6 (3D reconstruction of the segmented bone). Put it after ``SaveImaged`` in the
+    Paper 000 §2.4, Fig. 6 (3D reconstruction of the segmented bone). Put it after ``SaveImaged`` in the
     postprocessing, on the inverted, discrete prediction ``(1, X, Y, Z)`` (values > 0 are the object);
     the mesh uses the MetaTensor's affine (the input's geometry after ``Invertd``), so it lines up with
     the CT in millimetres. The file is ``<output_dir>/<input name>_<output_postfix>.stl``, the input name

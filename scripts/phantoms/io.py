@@ -27,6 +27,8 @@ from typing import Callable, Iterable, Sequence
 import nibabel as nib
 import numpy as np
 
+from custom_networks.writers.base import write_atomically
+
 __all__ = [
     "MARKER_NAME",
     "TOOL_NAME",
@@ -164,9 +166,7 @@ def save_nifti(
     path = Path(path)
     if path.name.endswith(".gz"):
         raw = gzip.compress(raw, compresslevel=6, mtime=0)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(raw)
-    os.replace(tmp, path)
+    write_atomically(path, lambda tmp: Path(tmp).write_bytes(raw))
 
 
 def split_counts(n: int) -> tuple[int, int, int]:

@@ -58,3 +58,14 @@ def test_stage1_keeps_only_the_organ_nets_and_refuses_another_organ_setup(tmp_pa
     with pytest.raises(ValueError, match="another organ setup"):
         load_pipeline_weights(_net(organs=("x",)), str(tmp_path / "model.pt"), prefix="stage2.")
     assert load_pipeline_weights(net, str(tmp_path / "missing.pt"), missing_ok=True) is net
+
+
+@pytest.mark.parametrize("prefix", ["", "stage2."])
+def test_weights_of_another_setup_are_refused_in_one_line_that_names_the_fix(tmp_path, prefix):
+    """The thesis network (8 organs, other widths) given the 7-organ OpenKBP model.pt: one line naming --ckpt_dir,
+    not torch's wall of size mismatches."""
+    torch.save(_net(organs=("a", "b", "c")).state_dict(), tmp_path / "model.pt")
+    other = TwoStageUNet(["a", "b", "c"], {o: (16, 16, 16) for o in "abc"}, stage1_size=(16, 16, 16), features=(8, 16, 32, 64))
+    with pytest.raises(ValueError, match="another organ setup or network size.*--ckpt_dir") as caught:
+        load_pipeline_weights(other, str(tmp_path / "model.pt"), prefix=prefix)
+    assert "\n" not in str(caught.value)
