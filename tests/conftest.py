@@ -17,6 +17,16 @@ def bundle_dir(name: str) -> Path:
     return REPO / "bundles" / name
 
 
+def read_pyproject() -> dict:
+    """The repository's ``pyproject.toml``, parsed: ``tomllib`` from Python 3.11, below it ``tomli`` (which pytest
+    itself requires there), so no test skips on a Python that ``requires-python`` allows."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
 def subprocess_env() -> dict:
     """Environment for `python -m ...` subprocesses: the repo importable, 2 threads, no colour codes."""
     env = dict(os.environ)

@@ -23,11 +23,9 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from custom_networks.extras import EXTRAS
-from tests.conftest import REPO
+from tests.conftest import REPO, read_pyproject
 
-tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
-
-PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+PYPROJECT = read_pyproject()
 PROJECT = PYPROJECT["project"]
 CORE = {canonicalize_name(Requirement(r).name): Requirement(r) for r in PROJECT["dependencies"]}
 EXTRA_REQS = {extra: [Requirement(r) for r in reqs] for extra, reqs in PROJECT["optional-dependencies"].items()}

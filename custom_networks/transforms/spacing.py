@@ -10,6 +10,7 @@ nearest neighbour of each output voxel is a product of one index per axis, so th
 
 from __future__ import annotations
 
+import itertools
 import math
 import mmap
 from collections.abc import Hashable, Mapping, Sequence
@@ -172,8 +173,15 @@ class SlabResampling:
         return base.view(1, -1, rank + 1).bmm(self.theta.transpose(1, 2)).view(1, *size, rank)
 
     def source_range(self, z0: int, z1: int) -> tuple[int, int]:
-        """The input slices [lo, hi) along ``axis`` that output slices [z0, z1) read (with a slice to spare)."""
-        coord = self.grid(z0, z1)[..., len(self.dst_size) - 1 - self.axis].double()
+        """The input slices [lo, hi) along ``axis`` that output slices [z0, z1) read (with a slice to spare): the
+        grid is affine in the output index, so its extremes over the slab lie at the slab's corners."""
+        rank = len(self.dst_size)
+        ends = []
+        for axis in range(rank - 1, -1, -1):  # base-grid component order: the last axis first
+            line = _linspace_from_neg_one(self.dst_size[axis], self.align_corners, torch.float64)
+            ends.append([float(line[z0]), float(line[z1 - 1])] if axis == self.axis else [float(line[0]), float(line[-1])])
+        corners = torch.tensor([[*c, 1.0] for c in itertools.product(*ends)], dtype=torch.float64)
+        coord = corners @ self.theta[0].double()[rank - 1 - self.axis]
         n = self.src_size[self.axis]
         index = (coord + 1) / 2 * (n - 1) if self.align_corners else ((coord + 1) * n - 1) / 2
         lo, hi = math.floor(float(index.min())) - 1, math.floor(float(index.max())) + 3

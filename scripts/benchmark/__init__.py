@@ -1,6 +1,7 @@
 """One benchmark run for every bundle, side by side: training step, training, inference, networks, torchrun.
 
     python -m scripts.benchmark [--bundle a,b] [--quick] [--out docs] [--threads 2] [--sections conv,training_step]
+                                [--lengths 100,400] [--merge]
 
 Writes ``<out>/benchmarks.md``, ``<out>/benchmarks.json`` (every figure, with the device it came from) and PNG
 plots under ``<out>/img/``. Everything is measured in ONE run, so ratios compare like with like on a shared
@@ -32,6 +33,11 @@ Sections (sizes of each profile in :data:`scripts.benchmark.profiles.PROFILES`, 
   torch again with its bottleneck fix undone (:data:`scripts.benchmark.profiles.BEFORE_FIXES`), for before/after
   in one run. Head-and-neck: ``inference.json`` (TwoStageUNet) versus ``inference_baseline.json`` (UNet3D,
   sliding windows) on the same volume.
+- **memory**: each 2D bundle's ``inference.json`` (slab by slab, :class:`custom_networks.engine.slabs.SlabInferer`)
+  on whole synthetic scans of each length (``--lengths 100,400``: 512x512 slices), ``peak_rss_gb`` per length
+  with its shape, each in its own process after a warm-up scan; beside it the whole-volume chain it replaced
+  (:func:`scripts.benchmark.profiles.whole_volume_chain`) on the lengths that fit, for memory and speed in one
+  run. ``--sections memory --merge --out docs`` adds it to a stored page and keeps the other sections.
 - **networks**: each custom network versus a MONAI ``BasicUNet`` (2D) / ``UNet`` (3D) of about the same
   parameter count: parameters, GFLOPs, forward latency; and the custom network again with
   ``torch.inference_mode`` + channels-last memory format (the 2D bundles' fix, network alone).

@@ -225,6 +225,10 @@ def memory_section(results: dict) -> list[str]:
                      f"{GOALS['rss_growth']}x, <= {GOALS['peak_rss_gb']} GB)")
     if not rows:
         return []
+    date = results.get("section_dates_utc", {}).get("memory", results["date_utc"])
+    when = "" if date == results["date_utc"] else (
+        f" Measured on {date} UTC by `{results.get('memory_command', '')}`, merged into this page; load average "
+        f"at its start {'/'.join(f'{x:.1f}' for x in results.get('memory_load_average', {}).get('start', []))}.")
     return ["## Memory: peak RSS of whole scans, by length", "",
             "Each 2D bundle's `inference.json` on a whole synthetic scan of each length (the bundle's widths, the "
             "default runtime, untrained weights), in its own forked process after a 2-slice warm-up scan that pays "
@@ -234,7 +238,7 @@ def memory_section(results: dict) -> list[str]:
             "(`scripts.benchmark.profiles.whole_volume_chain`: resampling, network output, activation and inverse "
             "resampling of the whole scan at once), on the same scan in the same run, where it fits in memory; "
             "`slab s / whole s` is the speed cost of the slabs (goal <= 1.1). Lengths: "
-            "`python -m scripts.benchmark --sections memory --lengths 100,400`.", "", *lines, "",
+            "`python -m scripts.benchmark --sections memory --lengths 100,400`." + when, "", *lines, "",
             *_table(["bundle", "slices", "shape", "peak RSS GB", "s", "whole volume peak RSS GB", "whole volume s",
                      "slab s / whole s", "device"], rows), ""]
 

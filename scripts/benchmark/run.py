@@ -299,6 +299,16 @@ def two_stage_parts(bundle_name: str, overrides: dict) -> dict:
             "parts": parts}
 
 
+def part_parser(bundle_name: str, overrides: dict, organ: str | None):
+    """The configs that train one part of a two-stage bundle: ``train.json`` (stage 1, ``organ`` None) or
+    ``train.json`` + ``train_stage2.json`` for ``organ``'s net. An organ net's class weights (thesis setup) are
+    counted from the training labels, which a benchmark does not have; they do not change a step's cost, so they
+    are left out."""
+    if organ is None:
+        return Bundle(bundle_name).parser(["train.json"], **overrides)
+    return Bundle(bundle_name).parser(["train.json", "train_stage2.json"], **overrides, organ=organ, **{"loss#weight": None})
+
+
 def step_row(spec: dict) -> dict:
     """One row of the training-step section, in its own process: the part's network, loss, optimizer and inferer
     built from the configs (``spec``: bundle, overrides, organ or None for stage 1, input shape, variant,
@@ -311,9 +321,7 @@ def step_row(spec: dict) -> dict:
     import torch
 
     how = STEP_VARIANTS[spec["variant"]]
-    files = ["train.json", "train_stage2.json"] if spec["organ"] else ["train.json"]
-    parser = Bundle(spec["bundle"]).parser(files, **spec["overrides"],
-                                           **({"organ": spec["organ"]} if spec["organ"] else {}))
+    parser = part_parser(spec["bundle"], spec["overrides"], spec["organ"])
     net = parser.get_parsed_content("trained_net")
     shape = (1, *spec["input"][1:]) if how["one_window"] else tuple(spec["input"])
     fmt = torch.channels_last_3d if how["channels_last"] else torch.contiguous_format
@@ -475,6 +483,8 @@ def infer_one(bundle: str, files: list[str], image: Path, tmp: Path, overrides: 
     Under another runtime than torch the network is exported once, in an untimed first run where the run is not
     warm anyway (the 2D slabs run twice), as a user's second scan finds it in the cache."""
     from custom_networks.runtimes.selection import resolve_runtime
+
+    from . import worker
 
     warm = registry.record(bundle).spatial_dims == 2  # 2D: slabs
     exported = resolve_runtime(overrides.get("runtime", "auto"), torch_device()) != "torch"
@@ -874,7 +884,8 @@ def main(bundle: str | list | tuple = "all", quick: bool = False, out: str | Non
     (out_dir / "img").mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"profile": profile_name, "threads": threads,
                                "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-                               "command": "python -m scripts.benchmark " + " ".join(sys.argv[1:]),
+                               "command": "python -m scripts.benchmark " + " ".join(
+                                   _repo_relative(a) if os.path.isabs(a) else a for a in sys.argv[1:]),
                                "load_average_start": list(os.getloadavg())}
     start = time.perf_counter()
     start_fork_server()

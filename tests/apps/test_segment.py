@@ -24,6 +24,8 @@ import pytest
 from tests.apps.dicom_tree import write_ct_series, write_rt_objects
 from tests.conftest import REPO, subprocess_env
 
+pytestmark = pytest.mark.slow
+
 SAMPLE = REPO / "bundles" / "head_neck_two_stage_unet" / "sample"
 ORGANS = ["brainstem", "spinal_cord", "parotid_right", "parotid_left", "mandible", "esophagus", "larynx"]
 FAST = ["--runtime", "torch", "--threads", "2"]

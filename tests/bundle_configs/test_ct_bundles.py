@@ -47,6 +47,7 @@ def _testing_image(data):
     return data / json.loads((data / "datalist.json").read_text())["testing"][0]["image"]
 
 
+@pytest.mark.slow
 def test_train_writes_loadable_weights(case):
     state = torch.load(case.ckpt / "model.pt", weights_only=True)
     net = case.bundle.workflow(["inference.json"], "infer").parser.get_parsed_content("network_def")
@@ -54,6 +55,7 @@ def test_train_writes_loadable_weights(case):
     net.load_state_dict(state)
 
 
+@pytest.mark.slow
 def test_rerun_with_more_epochs_resumes_from_the_last_epoch(case, tmp_path):
     """The same train.json command with a larger --max_epochs continues at epoch 3 (issue 10)."""
     ckpt = tmp_path / "models"
@@ -66,6 +68,7 @@ def test_rerun_with_more_epochs_resumes_from_the_last_epoch(case, tmp_path):
     torch.load(ckpt / "model.pt", weights_only=True)
 
 
+@pytest.mark.slow
 def test_evaluate_writes_metrics_and_overlays(case, tmp_path):
     run(case.bundle.workflow(["train.json", "evaluate.json"], "eval", dataset_dir=str(case.data),
                              ckpt_dir=str(case.ckpt), output_dir=str(tmp_path)))
@@ -77,6 +80,7 @@ def test_evaluate_writes_metrics_and_overlays(case, tmp_path):
     assert len(list((tmp_path / "overlays").glob("*.png"))) == 3
 
 
+@pytest.mark.slow
 def test_inference_writes_label_map_in_input_geometry(case, tmp_path):
     image = _testing_image(case.data)
     run(case.bundle.workflow(["inference.json"], "infer", datalist=[str(image)], ckpt_dir=str(case.ckpt),
@@ -84,6 +88,7 @@ def test_inference_writes_label_map_in_input_geometry(case, tmp_path):
     assert_label_map_like(tmp_path, image, {0, 1})
 
 
+@pytest.mark.slow
 def test_compressed_weights_run_through_the_unchanged_inference_config(case, tmp_path):
     """scripts.compress on AFU-Net (DASP, attention fusion) / MSR-attention U-Net (Res2Net splits), then inference.json."""
     compress_tiny(case.bundle, case.ckpt, case.data, tmp_path / "compressed")
@@ -93,6 +98,7 @@ def test_compressed_weights_run_through_the_unchanged_inference_config(case, tmp
     assert_label_map_like(tmp_path / "out", image, {0, 1})
 
 
+@pytest.mark.slow
 def test_check_properties_all_configs(case):
     for files, kind in [(["train.json"], "train"), (["train.json", "evaluate.json"], "eval"),
                         (["inference.json"], "infer")]:
@@ -133,6 +139,7 @@ def test_verify_net_in_out(name):
 
 # ---- the real DICOM series --------------------------------------------------------------------------------
 @needs_shared
+@pytest.mark.slow
 def test_inference_on_real_dicom_series_keeps_its_geometry(case, tmp_path):
     run(case.bundle.workflow(["inference.json"], "infer", datalist=[str(EXAMPLE / "example_ct_dicom")],
                              ckpt_dir=str(case.ckpt), output_dir=str(tmp_path)))
@@ -149,6 +156,7 @@ def test_inference_on_real_dicom_series_keeps_its_geometry(case, tmp_path):
 
 @needs_shared
 @pytest.mark.parametrize("fault", ["missing_slice", "second_series"])
+@pytest.mark.slow
 def test_broken_dicom_folder_stops_inference_with_a_clear_error(case, tmp_path, fault):
     import pydicom
 

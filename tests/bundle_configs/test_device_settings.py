@@ -31,6 +31,8 @@ def _engines(node, path=""):
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
 def test_every_engine_takes_amp_from_the_one_key(config):
     found = list(_engines(json.loads(config.read_text())))
+    if config.name in ("train.json", "inference.json"):
+        assert found, f"{config} defines no engine"  # the overlays (evaluate.json, ...) may define none
     assert all(value == "@amp" for _, value in found), found
 
 

@@ -216,6 +216,7 @@ def test_summary_names_every_metric_column_from_channel_def(setup):
 KNEE = BundleUnderTest("knee_eas_unet", {**tiny("knee_eas_unet"), "slices_per_volume": 2, "val_interval": 1})
 
 
+@pytest.mark.slow
 def test_knee_train_then_evaluate_writes_summary_on_a_testing_only_datalist(knee_data, tmp_path):
     ckpt = tmp_path / "models"
     run(KNEE.workflow(["train.json"], "train", dataset_dir=str(knee_data), ckpt_dir=str(ckpt),

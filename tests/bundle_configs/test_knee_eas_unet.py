@@ -31,6 +31,7 @@ def trained(knee_data, tmp_path_factory):
     return ckpt
 
 
+@pytest.mark.slow
 def test_same_seed_and_config_give_bit_identical_weights(trained, knee_data, tmp_path):
     """train.json seeds MONAI's determinism: a second one-epoch run on the CPU reproduces every weight bit for bit."""
     run(workflow(["train.json"], "train", dataset_dir=str(knee_data), ckpt_dir=str(tmp_path),
@@ -40,6 +41,7 @@ def test_same_seed_and_config_give_bit_identical_weights(trained, knee_data, tmp
     assert all(torch.equal(first[k], second[k]) for k in first)
 
 
+@pytest.mark.slow
 def test_train_writes_loadable_weights(trained):
     state = torch.load(trained / "model.pt", weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values())
@@ -48,6 +50,7 @@ def test_train_writes_loadable_weights(trained):
     net.load_state_dict(state)
 
 
+@pytest.mark.slow
 def test_evaluate_writes_per_class_metrics_and_overlays(trained, knee_data, tmp_path):
     run(workflow(["train.json", "evaluate.json"], "eval", dataset_dir=str(knee_data), ckpt_dir=str(trained),
                  output_dir=str(tmp_path)))
@@ -57,12 +60,13 @@ def test_evaluate_writes_per_class_metrics_and_overlays(trained, knee_data, tmp_
     rows = list(csv.DictReader((tmp_path / "val_mean_dice_raw.csv").read_text().splitlines()))
     assert len(rows) == len(testing)
     assert set(rows[0]) == {"filename", "class0", "class1", "mean"}  # femoral, tibial cartilage
-    dice = [float(rows[0]["class0"]), float(rows[0]["class1"])]
-    assert all(0.0 <= d <= 1.0 for d in dice)
     overlays = sorted((tmp_path / "overlays").glob("*.png"))
     assert len(overlays) == 3 * len(testing)
+    dice = [float(rows[0]["class0"]), float(rows[0]["class1"])]
+    assert all(0.0 <= d <= 1.0 for d in dice)
 
 
+@pytest.mark.slow
 def test_inference_writes_label_map_with_input_geometry(trained, knee_data, tmp_path):
     image = knee_data / json.loads((knee_data / "datalist.json").read_text())["testing"][0]["image"]
     run(workflow(["inference.json"], "infer", datalist=[str(image)], ckpt_dir=str(trained), output_dir=str(tmp_path)))
@@ -73,6 +77,7 @@ def test_inference_writes_label_map_with_input_geometry(trained, knee_data, tmp_
     assert set(np.unique(np.asarray(out.dataobj)).tolist()) <= {0, 1, 2}
 
 
+@pytest.mark.slow
 def test_compressed_weights_run_through_the_unchanged_inference_config(trained, knee_data, tmp_path):
     """scripts.compress on the EAS U-Net (separable convs, ECA, deep-supervision heads), then inference.json."""
     compress_tiny(KNEE, trained, knee_data, tmp_path / "compressed")
@@ -82,6 +87,7 @@ def test_compressed_weights_run_through_the_unchanged_inference_config(trained, 
     assert_label_map_like(tmp_path / "out", image, {0, 1, 2})
 
 
+@pytest.mark.slow
 def test_inference_matches_evaluation_prediction_geometry(trained, knee_data, tmp_path):
     """Running from inside the bundle folder with the CLI gives the same label map as in-process."""
     image = knee_data / json.loads((knee_data / "datalist.json").read_text())["testing"][0]["image"]
@@ -95,6 +101,7 @@ def test_inference_matches_evaluation_prediction_geometry(trained, knee_data, tm
     np.testing.assert_array_equal(cli, api)
 
 
+@pytest.mark.slow
 def test_train_from_repo_root_with_cli(knee_data, tmp_path):
     cmd = [PYTHON, "-m", "monai.bundle", "run", "--config_file", "bundles/knee_eas_unet/configs/train.json",
            f"--dataset_dir={knee_data}", f"--ckpt_dir={tmp_path}", f"--output_dir={tmp_path / 'tb'}",
@@ -113,6 +120,7 @@ def test_train_without_data_says_how_to_make_it(tmp_path):
     assert not (tmp_path / "model.pt").exists()
 
 
+@pytest.mark.slow
 def test_two_process_torchrun_gloo_through_the_multi_node_rendezvous(knee_data, tmp_path):
     """The README's multi-node command (c10d rendezvous), as one node of two processes."""
     configs = f"['{CONFIGS / 'train.json'}','{CONFIGS / 'multi_gpu_train.json'}']"
@@ -129,6 +137,7 @@ def test_two_process_torchrun_gloo_through_the_multi_node_rendezvous(knee_data, 
     assert not any(k.startswith("module.") for k in state)
 
 
+@pytest.mark.slow
 def test_check_properties_all_configs(knee_data, trained):
     for files, kind in [(["train.json"], "train"), (["train.json", "evaluate.json"], "eval"),
                         (["inference.json"], "infer")]:
@@ -166,12 +175,11 @@ def test_verify_net_in_out():
 # ---- clear errors for bad input ---------------------------------------------------------------------------
 
 
-def test_missing_image_file_names_the_entry(knee_data, tmp_path):
-    datalist = json.loads((knee_data / "datalist.json").read_text())
-    datalist["training"][0]["image"] = "imagesTr/not_there.nii.gz"
-    bad = tmp_path / "datalist.json"
-    bad.write_text(json.dumps(datalist))
+def test_missing_image_file_names_the_entry(tmp_path):
     (tmp_path / "imagesTr").mkdir()
+    label = _write(tmp_path / "imagesTr" / "knee_label.nii.gz", np.zeros((32, 32, 8), np.uint8))
+    bad = tmp_path / "datalist.json"
+    bad.write_text(json.dumps({"training": [{"image": "imagesTr/not_there.nii.gz", "label": label}]}))
     with pytest.raises(DatalistError, match="not_there.nii.gz"):
         from custom_networks.bundle.datalist import load_datalist
 
@@ -190,6 +198,7 @@ def test_image_label_shape_mismatch_is_refused(tmp_path):
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.slow
 def test_2d_image_given_to_volume_pipeline_is_refused(trained, tmp_path):
     img = _write(tmp_path / "slice.nii.gz", np.zeros((64, 64), np.float32))
     wf = workflow(["inference.json"], "infer", datalist=[img], ckpt_dir=str(trained), output_dir=str(tmp_path / "o"))

@@ -54,6 +54,7 @@ def test_loss_and_schedule_are_the_papers():
     assert type(sched).__name__ == "PolynomialLR" and sched.total_iters == parser["max_epochs"]
 
 
+@pytest.mark.slow
 def test_inference_writes_an_stl_surface_in_the_ct_frame(trained, lower_limb_data, tmp_path):
     datalist = json.loads((lower_limb_data / "datalist.json").read_text())
     image = lower_limb_data / datalist["testing"][0]["image"]

@@ -14,6 +14,8 @@ from tests.bundle_configs.helpers import error_chain, run
 from tests.bundle_configs.test_knee_eas_unet import CONFIGS, KNEE, TINY_CLI
 from tests.conftest import PYTHON, REPO, subprocess_env
 
+pytestmark = pytest.mark.slow
+
 EPOCHS = 4
 
 

@@ -46,6 +46,7 @@ def test_validation_at_start_is_kept():
     assert _validated_epochs(5, 2, exec_at_start=True) == [0, 2]
 
 
+@pytest.mark.slow
 def test_a_run_shorter_than_val_interval_writes_model_pt(knee_data, tmp_path):
     run(KNEE.workflow(["train.json"], "train", dataset_dir=str(knee_data), ckpt_dir=str(tmp_path),
                       output_dir=str(tmp_path / "tb"), max_epochs=1, val_interval=5))

@@ -12,6 +12,7 @@ from tests.bundle_configs.test_ct_bundles import ct_bundle
 SPINE = ct_bundle("spine_msr_attention_unet")
 
 
+@pytest.mark.slow  # a training step of the full-width network on whole 512 x 512 slices
 @pytest.mark.parametrize("loss_name, loss_type", [("dice", "DiceLoss"), ("ce", "BCEWithLogitsLoss"),
                                                   ("focal", "FocalLoss")])
 def test_each_loss_option_trains_one_step(spine_data, loss_name, loss_type):

@@ -29,6 +29,8 @@ from tests.serving.helpers import http as _request
 from tests.serving.helpers import report as _report
 from tests.serving.helpers import tail as _tail
 
+pytestmark = pytest.mark.slow
+
 INFER_TIMEOUT_S = 300
 TRAIN_TIMEOUT_S = 420
 

@@ -7,7 +7,8 @@ them named by image id from the datastore, half uploaded, so an answer given to 
 check that the returned label map has its own input's shape and affine. The figures (failures, latency
 p50/p90/max, wall time) are printed (``-s`` or not); ``python -m scripts.serve load_test`` measures the same
 against any running server. ``GET /info/`` sent during the burst must not wait for it (MONAI Label's own
-``/infer`` blocked the event loop; scripts/serving/app_lib.py, point 3). Then four malformed requests must each get an HTTP error within a timeout, and
+``/infer`` blocked the event loop; scripts/serving/app_lib.py, point 3): it is answered before most of the burst's
+answers (an order of events, not a time limit). Then four malformed requests must each get an HTTP error within a timeout, and
 the server must still answer a normal ``/infer`` correctly.
 """
 
@@ -26,6 +27,8 @@ import pytest
 
 from scripts.serving import load_test as lt
 from tests.serving.helpers import EXAMPLES, expected_labels, http, report, require_server_prerequisites, running_server, tail
+
+pytestmark = pytest.mark.slow
 
 #: bundle -> the real volume its requests crop
 INPUTS = {"knee_eas_unet": EXAMPLES / "example_mr_sm.nii.gz", "lower_limb_afu_unet": EXAMPLES / "example_ct.nii.gz"}
@@ -71,18 +74,29 @@ def test_the_inputs_are_distinguishable(load_server):
     assert sum(j.image_id is not None for j in load_server.jobs) == REQUESTS // 2
 
 
-def test_concurrent_infer_answers_every_request_with_its_own_geometry(load_server, request):
-    info_wait = {}
+def test_concurrent_infer_answers_every_request_with_its_own_geometry(load_server, request, monkeypatch):
+    answers: list[tuple[float, str]] = []  # (time, "infer" or "info") of every answer
+    info: dict = {}
+    first_infer = threading.Event()
+    run_job = lt.run_job
 
-    def probe_info():  # a GET /info/ in the middle of the burst: how long does it wait?
-        time.sleep(2)
+    def timed_job(url, job, timeout=600):
+        result = run_job(url, job, timeout)
+        answers.append((time.perf_counter(), "infer"))
+        first_infer.set()
+        return result
+
+    def probe_info():  # a GET /info/ once the first /infer is answered, while the others still run
+        first_infer.wait(INFER_TIMEOUT_S)
         start = time.perf_counter()
         try:
             http(f"{load_server.url}/info/", timeout=INFER_TIMEOUT_S * 2)
-            info_wait["s"] = time.perf_counter() - start
+            answers.append((time.perf_counter(), "info"))
+            info["s"] = answers[-1][0] - start
         except OSError as e:
-            info_wait["error"] = repr(e)
+            info["error"] = repr(e)
 
+    monkeypatch.setattr(lt, "run_job", timed_job)  # run_load's workers call it by name
     prober = threading.Thread(target=probe_info, daemon=True)
     prober.start()
     results, wall = lt.run_load(load_server.url, load_server.jobs, workers=WORKERS, timeout=INFER_TIMEOUT_S)
@@ -90,14 +104,19 @@ def test_concurrent_infer_answers_every_request_with_its_own_geometry(load_serve
     s = lt.summary(results, wall)
     report(request, f"{REQUESTS} concurrent /infer requests (10 by image id, 10 uploaded):\n" + lt.format_table(s, WORKERS))
     report(request, "latencies, in order: " + " ".join(f"{r.seconds:.1f}" for r in sorted(results, key=lambda r: r.seconds)))
-    report(request, f"GET /info/ sent 2 s into the burst answered after "
-                    f"{info_wait.get('s', float('nan')):.2f} s {info_wait.get('error', '')}")
+    order = [what for _, what in sorted(answers)]
+    report(request, f"GET /info/ sent after the first /infer answer answered after {info.get('s', float('nan')):.2f} s, "
+                    f"before {order[order.index('info') + 1:].count('infer') if 'info' in order else 0} of the "
+                    f"{REQUESTS - 1} other /infer answers {info.get('error', '')}")
     failed = [f"{r.job.bundle} {r.job.path.name} ({'id' if r.job.image_id else 'upload'}): {r.error}"
               for r in results if not r.ok]
     assert not failed, "\n".join(failed) + "\n" + tail(load_server.log)
     for r in results:
         assert r.labels <= {0} | set(expected_labels(r.job.bundle).values()), (r.job.path.name, r.labels)
-    assert info_wait.get("s", INFER_TIMEOUT_S) < 10, f"GET /info/ during the burst waited: {info_wait}"
+    # /info/ does not queue behind the burst: the server computes one /infer after another, so at least half of
+    # the other answers still come after it (MONAI Label's own endpoint answered it after all of them)
+    assert "info" in order and order.count("infer") == REQUESTS, info
+    assert order[order.index("info") + 1:].count("infer") >= REQUESTS // 2, f"GET /info/ waited for the burst: {order}"
     assert load_server.proc.poll() is None
 
 

@@ -20,12 +20,15 @@ import textwrap
 
 import nibabel as nib
 import numpy as np
+import pytest
 import torch
 
 from scripts.serve import server_env
 from scripts.serving import app as serving_app
 from scripts.serving import env as serving_env
 from tests.serving.helpers import REQUIRED, require
+
+pytestmark = pytest.mark.slow
 
 MARKERS = {"alpha": 1, "beta": 2}
 
