@@ -37,9 +37,9 @@ def seconds_per_train_step(net: torch.nn.Module, loss_fn, shape: tuple[int, ...]
 
 def two_stage_rows(bundle: str, overrides: dict | None = None, repeats: int = 3) -> list[dict]:
     """One row per network a two-stage bundle trains, at its configured sizes: stage 1 at ``stage1_size`` and
-    each distinct organ-net window of ``crop_sizes`` (:func:`scripts.benchmark.run.two_stage_parts`): parameters,
+    each distinct organ-net window of ``crop_sizes`` (:func:`scripts.common.two_stage_parts.two_stage_parts`): parameters,
     GFLOPs of one forward of one input, and seconds of a training step on the configured batch."""
-    from scripts.benchmark.run import part_parser, two_stage_parts
+    from scripts.common.two_stage_parts import part_parser, two_stage_parts
 
     rows = []
     for part in two_stage_parts(bundle, overrides or {})["parts"]:

@@ -23,6 +23,7 @@ import numpy as np
 
 from scripts.common import registry
 from scripts.common.bundles import REPO, SHARED_DATA, Bundle, as_list, check
+from scripts.common.two_stage_parts import part_parser, two_stage_parts
 from scripts.common.measure import (count_parameters, cpu_peak_gflops, device_name, flops_of, median_seconds,
                                     print_result, read_result, sync, torch_device)
 
@@ -276,37 +277,6 @@ def step_parts(profile: dict) -> dict:
     share a row). Also the configs' ``crop_mode``, batch and samples."""
     cfg = profile["training_step"]
     return two_stage_parts(cfg["bundle"], cfg["overrides"])
-
-
-def two_stage_parts(bundle_name: str, overrides: dict) -> dict:
-    """:func:`step_parts` of a two-stage bundle's configs with ``overrides`` (also ``scripts.model_stats``'s rows)."""
-    bundle = Bundle(bundle_name)
-    stage1 = bundle.parser(["train.json"], **overrides)
-    stage2 = bundle.parser(["train.json", "train_stage2.json"], **overrides)
-    batch, samples = int(stage2.get_parsed_content("stage2_batch")), int(stage2.get_parsed_content("stage2_samples"))
-    organs, crops = stage1.get_parsed_content("organs"), stage2.get_parsed_content("crop_sizes")
-    parts = [{"part": "stage 1", "organ": None, "organs": list(organs),
-              "input": [int(stage1.get_parsed_content("train#dataloader#batch_size")), 1,
-                        *map(int, stage1.get_parsed_content("stage1_size"))]}]
-    for organ in organs:
-        size = [int(s) for s in crops[organ]]
-        same = next((p for p in parts[1:] if p["input"][2:] == size), None)
-        if same:
-            same["organs"].append(organ)
-        else:
-            parts.append({"part": "organ net", "organ": organ, "organs": [organ], "input": [batch * samples, 1, *size]})
-    return {"crop_mode": stage2.get_parsed_content("crop_mode"), "stage2_batch": batch, "stage2_samples": samples,
-            "parts": parts}
-
-
-def part_parser(bundle_name: str, overrides: dict, organ: str | None):
-    """The configs that train one part of a two-stage bundle: ``train.json`` (stage 1, ``organ`` None) or
-    ``train.json`` + ``train_stage2.json`` for ``organ``'s net. An organ net's class weights (thesis setup) are
-    counted from the training labels, which a benchmark does not have; they do not change a step's cost, so they
-    are left out."""
-    if organ is None:
-        return Bundle(bundle_name).parser(["train.json"], **overrides)
-    return Bundle(bundle_name).parser(["train.json", "train_stage2.json"], **overrides, organ=organ, **{"loss#weight": None})
 
 
 def step_row(spec: dict) -> dict:

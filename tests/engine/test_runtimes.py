@@ -197,6 +197,7 @@ def _compare_runtimes(bundle, image, tmp_path, monkeypatch, **overrides):
     return changed
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not EXAMPLE.is_dir(), reason=f"real CT/MR example data not found at {EXAMPLE}")
 @pytest.mark.parametrize("name, image", [("knee_eas_unet", "example_mr_sm.nii.gz"),
                                          ("lower_limb_afu_unet", "example_ct.nii.gz"),
@@ -218,6 +219,7 @@ def test_2d_bundles_label_real_volumes_as_pytorch_does(name, image, tmp_path, mo
     assert all(c <= MAX_CHANGED for c in changed.values()), changed
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not OPENKBP.is_dir(), reason=f"OpenKBP data not found at {OPENKBP}")
 def test_head_neck_shipped_weights_label_a_real_ct_as_pytorch_does(tmp_path, monkeypatch):
     from scripts.prepare_openkbp import prepare

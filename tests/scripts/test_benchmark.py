@@ -37,6 +37,7 @@ def _published_page() -> dict:
     return {p: p.read_bytes() for p in sorted((REPO / "docs").rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_quick_benchmark_writes_every_figure_to_a_scratch_folder(tmp_path):
     published = _published_page()
     env = {**subprocess_env(), "TMPDIR": str(tmp_path)}  # the scratch folder lands under tmp_path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from scripts.benchmark.run import two_stage_parts
+from scripts.common.two_stage_parts import two_stage_parts
 from scripts.common.bundles import Bundle
 from scripts.common.registry import tiny
 from scripts.model_stats import two_stage_rows
