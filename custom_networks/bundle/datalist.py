@@ -35,6 +35,7 @@ def load_datalist(
     with absolute paths for ``keys``. Raises :class:`DatalistError` naming the datalist, the entry and
     the missing path, before any training or inference starts.
     """
+    entry = "{" + ", ".join(repr(k) + ": path" for k in keys) + "}"  # what each case looks like, for the messages
     if not os.path.isfile(datalist):
         raise DatalistError(f"Datalist not found: {os.path.abspath(datalist)}. {_demo_hint(bundle_name)}")
     try:
@@ -46,11 +47,11 @@ def load_datalist(
         found = sorted(content) if isinstance(content, dict) else type(content).__name__
         raise DatalistError(
             f"Datalist {datalist} has no '{key}' list (found: {found}). "
-            f"Add a '{key}' list of {{{', '.join(repr(k) + ': path' for k in keys)}}} entries."
+            f"Add a '{key}' list of {entry} entries."
         )
     if not isinstance(content[key], list):
         raise DatalistError(f"'{key}' in datalist {datalist} is a {type(content[key]).__name__}, not a list of "
-                            f"{{{', '.join(repr(k) + ': path' for k in keys)}}} entries: fix the file.")
+                            f"{entry} entries: fix the file.")
     if not content[key]:
         raise DatalistError(f"The '{key}' list in datalist {datalist} is empty: add at least one case.")
     for i, item in enumerate(content[key]):
@@ -58,7 +59,7 @@ def load_datalist(
         if not isinstance(item, dict) or wrong:
             what = f"its {wrong[0]} is {item[wrong[0]]!r}, not a path" if wrong else f"it is {item!r}, not an entry"
             raise DatalistError(f"Entry {i} of '{key}' in datalist {datalist} is malformed: {what}. Each entry is "
-                                f"{{{', '.join(repr(k) + ': path' for k in keys)}}}; fix the file.")
+                                f"{entry}; fix the file.")
     items = load_decathlon_datalist(datalist, is_segmentation=True, data_list_key=key)
     for i, item in enumerate(items):
         for k in keys:

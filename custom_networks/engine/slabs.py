@@ -17,7 +17,7 @@ from monai.inferers import Inferer
 from monai.transforms import Compose, SpatialResample, Spacingd
 from monai.utils import LazyAttr, TraceKeys
 
-from custom_networks.transforms.spacing import SlabResampling
+from ..transforms.spacing import SlabResampling
 
 __all__ = ["SlabInferer"]
 

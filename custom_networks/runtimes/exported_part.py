@@ -48,6 +48,11 @@ def hash_weights(module: nn.Module) -> str:
     return digest.hexdigest()[:20]
 
 
+def _first_line(err: BaseException) -> str:
+    """An error's first line, at most 200 characters (runtimes' messages run to whole graph dumps)."""
+    return (str(err).strip().splitlines() or [""])[0][:200]
+
+
 def _cached(path: Path, write: Callable[[str], object], load: Callable[[Path], object]) -> object:
     """``load(path)``, writing ``path`` first (atomically) when it is missing, and again when a cached file fails to
     load; a freshly written file that fails to load raises."""
@@ -55,9 +60,8 @@ def _cached(path: Path, write: Callable[[str], object], load: Callable[[Path], o
         try:
             return load(path)
         except Exception as err:  # noqa: BLE001 - ORT, OpenVINO and protobuf each raise their own types
-            reason = (str(err).strip().splitlines() or [""])[0][:200]
             logger.warning("runtime cache: %s does not load (%s: %s); exporting it again", path, type(err).__name__,
-                           reason)
+                           _first_line(err))
     write_atomically(path, write)
     return load(path)
 
@@ -122,6 +126,6 @@ class ExportedPart(nn.Module):
                     raise
                 logger.warning("runtime %s could not run %s (%s: %s); it runs in torch", self.runtime,
                                type(self.torch_module[0]).__name__, type(err).__name__,
-                               (str(err).strip().splitlines() or [""])[0][:200])
+                               _first_line(err))
                 self.session, self.ran, self.file = self.torch_module[0], "torch", None
         return self.session(x)
