@@ -89,7 +89,8 @@ def fit_to_labels(net: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, s
 
     What the tests use where no trained weights exist: an untrained network labels every voxel alike, so a label
     map of it would agree with anything; a network fitted to label intensity bands draws many boundaries."""
-    out_channels = net(x[:1]).shape[1] if not isinstance(net(x[:1]), (list, tuple)) else net(x[:1])[0].shape[1]
+    first = net(x[:1])
+    out_channels = (first[0] if isinstance(first, (list, tuple)) else first).shape[1]
     loss = torch.nn.BCEWithLogitsLoss() if out_channels == 1 else torch.nn.CrossEntropyLoss()
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
     net.train()
