@@ -57,12 +57,10 @@ def config_files_from_argv(argv: list[str]) -> list[str]:
 
     if _CONFIG_FILE in flags:
         return _as_paths(DefaultParseValue(flags[_CONFIG_FILE]))
-    if _ARGS_FILE in flags:
-        from monai.bundle import ConfigParser
+    from monai.bundle import ConfigParser
 
-        args = ConfigParser.load_config_file(str(DefaultParseValue(flags[_ARGS_FILE])))
-        return _as_paths(args.get(_CONFIG_FILE, ""))
-    return []
+    args = ConfigParser.load_config_file(str(DefaultParseValue(flags[_ARGS_FILE])))
+    return _as_paths(args.get(_CONFIG_FILE, ""))
 
 
 def resolve_bundle_root(bundle_name: str) -> str:
